@@ -1,0 +1,1 @@
+"""Loading weights made by other code bases (scenic's MTV, image ViTs)."""
