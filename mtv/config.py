@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mtv.errors import ConfigError
-from mtv.variants import ENCODER_SIZES, ViewSpec, parse_variant
+from mtv.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
 
 FUSION_TYPES = ("cva", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")
@@ -144,7 +144,8 @@ class MTVConfig:
                     f"frame rate, model.frame_strides), but model.variant has {', '.join(tubelets)}; "
                     "use e.g. model.variant='B/1+Ti/1' model.frame_strides=[4,1]"
                 )
-        views = [_view_from_spec(spec, stride) for spec, stride in zip(specs, strides)]
+        sizes = _encoder_sizes(model_cfg.get("encoder_sizes"))
+        views = [_view_from_spec(spec, stride, sizes) for spec, stride in zip(specs, strides)]
         size = _image_size(image_size)
         # canonical order: fewest tokens per clip first; stable, so ties keep the written order
         def tokens(k: int) -> int:
@@ -341,8 +342,24 @@ class MTVConfig:
                     )
 
 
-def _view_from_spec(spec: ViewSpec, stride: int) -> ViewConfig:
-    size = ENCODER_SIZES[spec.size]
+def _encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:
+    """ENCODER_SIZES with `model.encoder_sizes` applied (e.g. shrunk encoders for smoke tests)."""
+    sizes = dict(ENCODER_SIZES)
+    allowed = {"hidden_size", "num_heads", "mlp_dim", "num_layers"}
+    for name, values in (overrides or {}).items():
+        if name not in sizes:
+            raise ConfigError(f"model.encoder_sizes.{name}: unknown encoder size; allowed {', '.join(sizes)}")
+        unknown = set(values) - allowed
+        if unknown:
+            raise ConfigError(
+                f"model.encoder_sizes.{name}: unknown keys {sorted(unknown)}; allowed {', '.join(sorted(allowed))}"
+            )
+        sizes[name] = replace(sizes[name], **{key: int(value) for key, value in values.items()})
+    return sizes
+
+
+def _view_from_spec(spec: ViewSpec, stride: int, sizes: Mapping[str, EncoderSize]) -> ViewConfig:
+    size = sizes[spec.size]
     name = spec.name if stride == 1 else f"{spec.name}@{stride}"
     return ViewConfig(size.hidden_size, size.num_heads, size.mlp_dim, size.num_layers, spec.patch, stride, name,
                       spec.size)

@@ -272,3 +272,15 @@ def test_heads_that_do_not_divide_a_view_width_are_rejected():
     bad = config.with_views([type(view)(100, 12, 400, 2, view.patch, 1, "custom")])
     with pytest.raises(ConfigError, match="12 heads do not divide hidden size 100"):
         bad.validate()
+
+
+def test_encoder_sizes_shrink_encoders_but_keep_structure():
+    cfg = {"variant": "B/2+S/4+Ti/8", "encoder_sizes": {"B": {"hidden_size": 64, "num_heads": 2, "num_layers": 3}}}
+    config = MTVConfig.from_cfg(cfg, 10, 32, 224)
+    b = config.views[2]
+    assert (b.name, b.hidden_size, b.num_heads, b.mlp_dim, b.num_layers) == ("B/2", 64, 2, 3072, 3)
+    assert config.views[0].hidden_size == 192  # others untouched
+    with pytest.raises(ConfigError, match="model.encoder_sizes.X"):
+        MTVConfig.from_cfg({"variant": "B/2", "encoder_sizes": {"X": {}}}, 10, 32, 224)
+    with pytest.raises(ConfigError, match="unknown keys \\['width'\\]"):
+        MTVConfig.from_cfg({"variant": "B/2", "encoder_sizes": {"B": {"width": 8}}}, 10, 32, 224)
