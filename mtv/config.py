@@ -245,7 +245,7 @@ class MTVConfig:
                 ),
                 classifier=str(model.get("classifier", "token")),
                 dropout=float(model.get("dropout_rate", 0.0)),
-                attention_dropout=float(model.get("attention_dropout_rate", 0.0)),
+                attention_dropout=float(model.get("attention_dropout_rate", 0.1)),  # scenic's model default
                 stochastic_depth=float(model.get("stochastic_depth", 0.0)),
                 written_order=tuple(range(len(views))),
             )

@@ -1,0 +1,63 @@
+"""Model checkpoints that carry their own architecture: written by `python -m mtv.interop.convert`, read by
+`load_model_checkpoint` (run.py `task=eval ckpt_path=...`, fine-tuning from `model.init.checkpoint`).
+
+Format (a `torch.save` dict of tensors and plain Python values, so `torch.load(weights_only=True)` reads it):
+
+    {"state_dict": {"model.<name>": tensor, ...},   # MTV.state_dict() under the LightningModule's `model.`
+     "model_cfg": {...},                            # the Hydra `model` node, plain dict, for mtv.build_model
+     "num_classes": int, "num_frames": int, "image_size": [height, width],
+     "source": "scenic"}                            # where the weights came from
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtv.build import build_model
+from mtv.errors import ConfigError
+from mtv.interop.scenic import load_state_dict_checked
+
+PREFIX = "model."
+META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
+
+
+def save_model_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    model_cfg: Mapping[str, Any],
+    num_classes: int,
+    num_frames: int,
+    image_size: tuple[int, int],
+    source: str,
+) -> None:
+    state = {PREFIX + key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+    torch.save(
+        {"state_dict": state, "model_cfg": dict(model_cfg), "num_classes": int(num_classes),
+         "num_frames": int(num_frames), "image_size": [int(s) for s in image_size], "source": source},
+        path,
+    )
+
+
+def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, meta): the model rebuilt with `mtv.build_model(meta['model_cfg'], ...)` and its
+    weights loaded strictly; meta is everything in the file but the state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    missing = [key for key in ("state_dict", *META_KEYS) if not isinstance(ckpt, Mapping) or key not in ckpt]
+    if missing:
+        raise ConfigError(
+            f"{path}: not a model checkpoint of mtv.interop (missing {', '.join(missing)}); "
+            "write one with `python -m mtv.interop.convert`"
+        )
+    meta = {key: ckpt[key] for key in META_KEYS}
+    model = build_model(meta["model_cfg"], meta["num_classes"], meta["num_frames"], meta["image_size"])
+    state = {key[len(PREFIX):]: value for key, value in ckpt["state_dict"].items() if key.startswith(PREFIX)}
+    load_state_dict_checked(model, state, str(path))
+    return model.eval(), meta
