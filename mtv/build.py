@@ -11,6 +11,7 @@ from mtv.config import MTVConfig
 from mtv.ensemble import Ensemble
 from mtv.errors import ConfigError
 from mtv.model import MTV
+from mtv.mtv_init import init_from_checkpoint
 from mtv.vit_init import checkpoints_for_members, init_views_from_vit
 
 
@@ -18,7 +19,8 @@ def build_model(
     model_cfg: Mapping[str, Any], num_classes: int, num_frames: int, image_size: int | Sequence[int]
 ) -> nn.Module:
     """An MTV (or an Ensemble of single-view MTVs for `name: ensemble`), randomly initialised, then views
-    loaded from ImageNet ViTs where `model.init.vit_checkpoints` names them."""
+    loaded from ImageNet ViTs where `model.init.vit_checkpoints` names them, then everything loaded from
+    an MTV checkpoint where `model.init.checkpoint` names one (fine-tuning)."""
     init = dict(model_cfg.get("init") or {})
     if model_cfg.get("name") == "ensemble":
         members = model_cfg.get("members") or []
@@ -33,4 +35,6 @@ def build_model(
     model = MTV(MTVConfig.from_cfg(model_cfg, num_classes, num_frames, image_size))
     if init.get("vit_checkpoints"):
         init_views_from_vit(model, init["vit_checkpoints"], init.get("inflation") or "central_frame")
+    if init.get("checkpoint"):
+        init_from_checkpoint(model, init["checkpoint"], bool(init.get("restore_head", False)))
     return model
