@@ -1,0 +1,101 @@
+"""Writes real video files for the data tests (PyAV), good and deliberately broken."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def gradient_frames(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 (T, H, W, 3): a moving gradient plus a frame-number stripe, so frames differ."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_frames)[:, None, None]
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = (xx[None] * 3 + yy[None] * 2 + t * 9) % 256
+    frames = np.stack([base, (base + 85) % 256, (255 - base)], axis=-1).astype(np.uint8)
+    return np.clip(frames.astype(int) + rng.integers(-4, 5, frames.shape), 0, 255).astype(np.uint8)
+
+
+def write_video(path: str | Path, num_frames: int = 16, height: int = 48, width: int = 64, fps: int = 10,
+                codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = False,
+                rotation: int | None = None, gop: int | None = None, faststart: bool = False,
+                frames: np.ndarray | None = None, seed: int = 0) -> Path:
+    """A real video file; the container follows the extension (.mp4, .webm, .avi, .mkv)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = gradient_frames(num_frames, height, width, seed) if frames is None else frames
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        if gop:
+            stream.gop_size = gop
+        if rotation is not None:
+            stream.metadata["rotate"] = str(rotation)
+        audio_stream = container.add_stream("aac", rate=16000) if audio else None
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+        if audio_stream is not None:
+            _write_silence(container, audio_stream, seconds=num_frames / fps)
+    return path
+
+
+def write_variable_frame_rate(path: str | Path, num_frames: int = 16, height: int = 48, width: int = 64) -> Path:
+    """H.264 with irregular frame gaps (60 ms and 150 ms), as phone recordings have."""
+    frames = gradient_frames(num_frames, height, width)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += 60 if i % 3 else 150
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return Path(path)
+
+
+def _write_silence(container, stream, seconds: float) -> None:
+    samples = np.zeros((1, 1024), dtype=np.float32)
+    for _ in range(int(seconds * stream.rate / 1024) + 1):
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.rate = stream.rate
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+
+
+def write_audio_only(path: str | Path, seconds: float = 1.0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        _write_silence(container, container.add_stream("aac", rate=16000), seconds)
+    return path
+
+
+def write_empty(path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def write_random_bytes(path: str | Path, size: int = 20000) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, size, dtype=np.uint8).tobytes())
+    return path
+
+
+def truncate(path: str | Path, fraction: float) -> Path:
+    """Cut a file to `fraction` of its size (a broken download)."""
+    path = Path(path)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(int(size * fraction))
+    return path
