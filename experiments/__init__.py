@@ -1,0 +1,1 @@
+"""Table 1 definitions (ablations.py), the config writer (configs.py) and the table builder (table.py)."""

@@ -1,0 +1,112 @@
+"""Table 1 of the MTV paper (Kinetics-400, 32x224, CVA at layers (5, 11) unless a row says otherwise):
+one definition per sub-table, the single source for conf/experiment/table1*.yaml, conf/row/** and the
+table builder (`python -m experiments.table`).
+
+A row is a set of Hydra overrides: group choices (`view`, `fusion`, `model`) and plain values
+(`model.fusion.layers`). `paper_top1` is the paper's published top-1 where we know it; the same model
+(B/2+S/4+Ti/8 with CVA at (5, 11)) appears in several sub-tables and carries its number in each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GROUPS = ("model", "view", "fusion")  # override keys that choose a config file rather than a value
+
+MTV_B_TOP1 = 81.8  # B/2+S/4+Ti/8, CVA at (5, 11)
+THREE_VIEW_TOP1 = 81.1  # B/4+S/8+Ti/16, CVA at (5, 11)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a sub-table: a config-safe name, the label printed in the table, its overrides."""
+
+    name: str
+    label: str
+    overrides: dict[str, object] = field(default_factory=dict)
+    paper_top1: float | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One sub-table of Table 1; `name` is the experiment config (conf/experiment/<name>.yaml)."""
+
+    name: str
+    title: str
+    column: str  # header of the row-label column
+    rows: tuple[Row, ...]
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"{self.name} has no row {name!r}; rows: {', '.join(r.name for r in self.rows)}")
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "table1a_view_assignment",
+            "Table 1a: assigning encoders to views",
+            "views",
+            (
+                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
+                Row("B8_S4_Ti2", "B/8+S/4+Ti/2", {"view": "B8_S4_Ti2"}, 78.5),
+                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"view": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
+            ),
+        ),
+        Table(
+            "table1b_same_encoder",
+            "Table 1b: the same encoder for every view",
+            "views",
+            (
+                Row("B2_B4_B8", "B/2+B/4+B/8", {"view": "B2_B4_B8"}),
+                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
+            ),
+        ),
+        Table(
+            "table1c_fusion",
+            "Table 1c: fusion method (B/2+S/4+Ti/8)",
+            "fusion",
+            (
+                Row("ensemble", "ensemble", {"model": "ensemble", "view": "B2_S4_Ti8", "fusion": "none"}),
+                Row("late_fusion", "late fusion", {"view": "B2_S4_Ti8", "fusion": "none"}, 80.6),
+                Row("mlp", "MLP", {"view": "B2_S4_Ti8", "fusion": "mlp"}),
+                Row("bottleneck", "bottleneck (4 tokens)", {"view": "B2_S4_Ti8", "fusion": "bottleneck"}),
+                Row("cva", "CVA", {"view": "B2_S4_Ti8", "fusion": "cva"}, MTV_B_TOP1),
+            ),
+        ),
+        Table(
+            "table1d_slowfast",
+            "Table 1d: SlowFast-style views vs MTV",
+            "model",
+            (
+                Row("slowfast", "SlowFast (B slow x4, Ti fast, CVA)", {"model": "slowfast", "view": "slowfast"}),
+                Row("mtv", "MTV B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
+            ),
+        ),
+        Table(
+            "table1e_num_views",
+            "Table 1e: number of views",
+            "views",
+            (
+                Row("B4", "B/4", {"view": "B4", "fusion": "none"}, 78.3),
+                Row("B4_Ti8", "B/4+Ti/8", {"view": "B4_Ti8"}, 80.8),
+                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"view": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
+            ),
+        ),
+        Table(
+            "table1f_fusion_layers",
+            "Table 1f: CVA fusion layers (B/2+S/4+Ti/8)",
+            "fusion layers",
+            (
+                Row("layers_0", "0", {"view": "B2_S4_Ti8", "model.fusion.layers": [0]}),
+                Row("layers_5", "5", {"view": "B2_S4_Ti8", "model.fusion.layers": [5]}),
+                Row("layers_11", "11", {"view": "B2_S4_Ti8", "model.fusion.layers": [11]}),
+                Row("layers_5_11", "5, 11", {"view": "B2_S4_Ti8", "model.fusion.layers": [5, 11]}, MTV_B_TOP1),
+                Row("layers_all", "0-11", {"view": "B2_S4_Ti8", "model.fusion.layers": list(range(12))}),
+            ),
+        ),
+    )
+}

@@ -1,0 +1,31 @@
+"""OmegaConf resolvers used by conf/ (registered once, on import)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from omegaconf import OmegaConf
+
+
+def _stamp() -> str:
+    """Run directory name: microsecond timestamp plus random suffix, so two jobs started in the same
+    instant never share a directory (hydra#2925: Hydra's directory creation is not atomic)."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S.%f}_{secrets.token_hex(2)}"
+
+
+def _num_gpus(default: int) -> int:
+    """GPUs on this machine (parallel launcher's job count); `default` where there are none."""
+    import torch
+
+    count = torch.cuda.device_count()
+    return count if count > 0 else int(default)
+
+
+def register() -> None:
+    if not OmegaConf.has_resolver("mtv.stamp"):
+        OmegaConf.register_new_resolver("mtv.stamp", _stamp, use_cache=True)
+        OmegaConf.register_new_resolver("mtv.num_gpus", _num_gpus)
+
+
+register()

@@ -1,0 +1,184 @@
+"""The three tasks. Each takes the resolved config and its run directory and returns the fields it adds
+to results.json; mtv.runner.jobs wraps them (status, errors, wall time, summary, W&B finish).
+
+* train: fit (resuming from checkpoints/last.ckpt when asked), then test the best checkpoint with
+  multi-view evaluation.
+* eval: test one checkpoint, or an ensemble of several (softmax average), with multi-view evaluation.
+* profile: count parameters and GMACs per view (mtv.profile), without reading any data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from datamodules import build_datamodule
+from mtv import ConfigError, Ensemble
+from mtv.lightning_module import VideoClassifier
+from mtv.interop.checkpoint import load_model_checkpoint
+from mtv.profile import format_profile, profile_model
+from mtv.runner.data import ResumableData, data_position
+from mtv.runner.models import build_model
+from mtv.runner.results import write_json
+from mtv.runner.trackers import build_callbacks, build_loggers, record_summary
+
+log = logging.getLogger(__name__)
+
+
+def _profile(model: nn.Module, cfg: DictConfig) -> dict[str, Any]:
+    return profile_model(model, num_frames=int(cfg.data.num_frames), image_size=cfg.data.crop_size)
+
+
+def _size_fields(profile: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "params": int(profile["params_total"]),
+        "params_m": profile["params_total"] / 1e6,
+        "gmacs_per_view": float(profile["gmacs_per_view"]),
+        "params_by_component": profile.get("params"),
+        "gmacs_by_component": profile.get("gmacs"),
+    }
+
+
+def _trainer(cfg: DictConfig, run_dir: Path, loggers: list, callbacks: list) -> L.Trainer:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return L.Trainer(
+        **kwargs,
+        logger=loggers,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        enable_progress_bar=bool(cfg.callbacks.progress_bar),
+    )
+
+
+def _split_sizes(dm: Any) -> dict[str, int]:
+    """Videos per split (after missing files were dropped), for results.json."""
+    return {"train": dm.train_size, "val": dm.val_size, "test": dm.test_size}
+
+
+def _metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    L.seed_everything(int(cfg.seed), workers=True)
+    dm = build_datamodule(cfg)
+    module = VideoClassifier(OmegaConf.to_container(cfg, resolve=True), mixup=dm.mixup)
+    sizes = _size_fields(_profile(module.model, cfg))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if cfg.resume and last.exists() else None
+    if cfg.resume and resume_from is None:
+        log.info("resume: no %s yet, starting from scratch", last)
+    position = data_position(resume_from)
+    loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
+    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg, run_dir))
+    record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
+    data = ResumableData(dm, int(cfg.seed), position)
+    trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=False)
+    metrics = _metrics(trainer)  # train / val (the test stage replaces the trainer's metrics)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.train.test_after_fit:
+        trainer.test(module, datamodule=data, ckpt_path=best or None, weights_only=False)
+        metrics.update(_metrics(trainer))
+    return {
+        **sizes,
+        "metrics": metrics,
+        "checkpoints": {"best": best or None, "last": str(last) if last.exists() else None},
+        "dataset_sizes": _split_sizes(dm),
+        "unreadable": {"train_replaced": metrics.get("train/unreadable_replaced"),
+                       "test": metrics.get("test/num_unreadable")},
+        "resumed_from": resume_from,
+    }
+
+
+def _size(value: Any) -> list[int]:
+    return [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+
+
+def load_checkpoint_model(path: str) -> tuple[nn.Module, dict[str, Any]]:
+    """(model, the input it was trained for) from a checkpoint of this framework (Lightning .ckpt) or a
+    model checkpoint of mtv.interop (e.g. a released scenic checkpoint converted by mtv.interop.convert)."""
+    raw = torch.load(path, map_location="cpu", weights_only=False)
+    if "hyper_parameters" not in raw:
+        model, meta = load_model_checkpoint(path)
+        return model, {"num_classes": meta["num_classes"], "num_frames": meta["num_frames"],
+                       "crop_size": _size(meta["image_size"]), "model": meta["model_cfg"]}
+    trained = raw["hyper_parameters"]["cfg"]
+    # rebuild without init (ViT files etc. are not needed: every weight comes from the checkpoint)
+    model = build_model({**trained, "model": {**trained["model"], "init": {}}})
+    model.load_state_dict({k[len("model."):]: v for k, v in raw["state_dict"].items() if k.startswith("model.")})
+    return model, {"num_classes": trained["dataset"]["num_classes"], "num_frames": trained["data"]["num_frames"],
+                   "crop_size": _size(trained["data"]["crop_size"]), "model": trained["model"]}
+
+
+def _described(model_cfgs: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json's model fields for the evaluated checkpoint(s), not for the command line's model."""
+    if len(model_cfgs) == 1:
+        m = model_cfgs[0]
+        return {"model": m["name"], "variant": m["variant"], "views": m["variant"].split("+"),
+                "fusion": {k: m["fusion"].get(k) for k in ("type", "layers", "bottleneck_tokens")}}
+    variants = [m["variant"] for m in model_cfgs]
+    return {"model": "ensemble", "variant": " | ".join(variants), "views": variants, "fusion": {"type": "ensemble"}}
+
+
+def _check_same_input(cfg: DictConfig, trained: dict[str, Any], path: str) -> None:
+    now = {"num_classes": int(cfg.dataset.num_classes), "num_frames": int(cfg.data.num_frames),
+           "crop_size": _size(cfg.data.crop_size)}
+    for key, value in now.items():
+        if trained[key] != value:
+            section = "dataset" if key == "num_classes" else "data"
+            raise ConfigError(f"{path} was trained with {section}.{key}={trained[key]} but {section}.{key}={value}: "
+                              f"evaluate it with {section}.{key}={trained[key]} (and a dataset with its classes)")
+
+
+def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    paths = [cfg.ckpt_path] if cfg.ckpt_path else list(cfg.ckpt_paths)
+    models, model_cfgs = [], []
+    for path in paths:
+        model, trained = load_checkpoint_model(path)
+        _check_same_input(cfg, trained, path)
+        models.append(model)
+        model_cfgs.append(trained["model"])
+    if len(models) == 1:
+        model = models[0]
+    else:  # ensemble of separately trained checkpoints (members of ensembles are flattened)
+        model = Ensemble([m for model in models for m in (model.members if isinstance(model, Ensemble) else [model])])
+    module = VideoClassifier(OmegaConf.to_container(cfg, resolve=True), model=model)
+    sizes = _size_fields(_profile(module.model, cfg))
+    dm = build_datamodule(cfg)
+    loggers = build_loggers(cfg, run_dir, _is_rank_zero())
+    trainer = _trainer(cfg, run_dir, loggers, [])
+    record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
+    trainer.test(module, datamodule=dm)
+    metrics = _metrics(trainer)
+    return {
+        **sizes,
+        **_described(model_cfgs),
+        "metrics": metrics,
+        "checkpoints": {"evaluated": paths},
+        "dataset_sizes": _split_sizes(dm),
+        "unreadable": {"test": metrics.get("test/num_unreadable")},
+    }
+
+
+def profile(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    with torch.device("cpu"):
+        model = build_model(cfg)
+    result = _profile(model, cfg)
+    print(format_profile(result))
+    write_json(run_dir / "profile.json", result)
+    return {**_size_fields(result), "metrics": {}}
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+TASKS = {"train": train, "eval": evaluate, "profile": profile}

@@ -1,0 +1,29 @@
+"""Train, evaluate or profile MTV models: `python run.py [task=train|eval|profile] [overrides] [-m]`.
+
+Config groups and recipes are in conf/, their use in docs/experiments.md. Examples:
+
+    python run.py                                          # small MTV on synthetic data, CPU, minutes
+    python run.py -m experiment=table1a_view_assignment    # a Table 1 sweep (add debug=smoke for CPU)
+    python run.py resume=outputs/train/runs/<stamp>        # continue a killed run
+    python run.py task=eval ckpt_path=<run>/checkpoints/best.ckpt
+    python run.py task=profile view=mtv_b scale=paper dataset=kinetics400
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+import mtv.runner.resolvers  # noqa: F401  (registers ${mtv.*} resolvers used by conf/)
+from mtv.runner.jobs import hydra_job
+from mtv.runner.resume import expand_resume_argv
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    return hydra_job(cfg)
+
+
+if __name__ == "__main__":
+    sys.argv = expand_resume_argv(sys.argv)
+    main()
