@@ -22,6 +22,12 @@ FUSION_TYPES = ("cva", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")
 CLASSIFIERS = ("token", "gap")
 MODEL_NAMES = ("mtv", "vivit_fe", "slowfast", "ensemble")
+MODEL_KEYS = frozenset({
+    "name", "variant", "frame_strides", "encoder_sizes", "members", "fusion", "global_encoder", "classifier",
+    "dropout", "attention_dropout", "stochastic_depth", "init",
+})
+FUSION_KEYS = frozenset({"type", "layers", "bottleneck_tokens", "descending", "use_query_config"})
+GLOBAL_ENCODER_KEYS = frozenset({"num_layers", "num_heads", "mlp_dim", "hidden_size", "merge"})
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,9 @@ class MTVConfig:
         image_size: int | Sequence[int],
     ) -> MTVConfig:
         """Build from the Hydra `model` node (schema in docs/architecture.md) and validate."""
+        _reject_unknown(model_cfg, MODEL_KEYS, "model.")
+        _reject_unknown(model_cfg.get("fusion"), FUSION_KEYS, "model.fusion.")
+        _reject_unknown(model_cfg.get("global_encoder"), GLOBAL_ENCODER_KEYS, "model.global_encoder.")
         name = str(model_cfg.get("name", "mtv"))
         if name not in MODEL_NAMES:
             raise ConfigError(f"model.name={name!r} is not one of {', '.join(MODEL_NAMES)}")
@@ -340,6 +349,14 @@ class MTVConfig:
                         f"model.fusion.type=mlp: view {i + 1} has {counts[i + 1]} temporal tokens, not a multiple "
                         f"of view {i}'s {counts[i]}"
                     )
+
+
+def _reject_unknown(node: Mapping[str, Any] | None, allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(node or {}) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:

@@ -25,12 +25,6 @@ TOP_LEVEL = {
     "task", "experiment_name", "run_name", "seed", "resume", "ckpt_path", "ckpt_paths", "ablation", "train",
     "dataset", "data", "model", "optim", "trainer", "logger", "callbacks", "paths",
 }
-MODEL_KEYS = {
-    "name", "variant", "frame_strides", "encoder_sizes", "members", "fusion", "global_encoder", "classifier",
-    "dropout", "attention_dropout", "stochastic_depth", "init",
-}
-FUSION_KEYS = {"type", "layers", "bottleneck_tokens", "descending", "use_query_config"}
-GLOBAL_KEYS = {"num_layers", "num_heads", "mlp_dim", "hidden_size", "merge"}
 LOGGERS = {"wandb", "tensorboard"}
 
 
@@ -50,9 +44,6 @@ def check_config(cfg: DictConfig) -> None:
     """Raise mtv.ConfigError on the first problem."""
     _unknown(cfg, TOP_LEVEL, "")
     _one_of(cfg.task, TASKS, "task")
-    _unknown(cfg.model, MODEL_KEYS, "model.")
-    _unknown(cfg.model.fusion, FUSION_KEYS, "model.fusion.")
-    _unknown(cfg.model.global_encoder, GLOBAL_KEYS, "model.global_encoder.")
     _unknown(cfg.logger, LOGGERS, "logger.")
     if "tensorboard" in cfg.logger and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
         raise ConfigError("logger=tensorboard needs the tensorboard package: pip install tensorboard "

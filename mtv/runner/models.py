@@ -8,17 +8,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-import mtv
 from mtv import MTVConfig
+from mtv.build import build_model as build_from_model_node
+from mtv.build import model_configs as validated_model_configs
 
 
 def model_node(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """`cfg.model` as a plain dict; an ensemble without `members` gets one member per view of its variant."""
+    """`cfg.model` as a plain dict."""
     node = cfg["model"]
-    model_cfg = dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
-    if model_cfg.get("name") == "ensemble" and not model_cfg.get("members"):
-        model_cfg["members"] = [view.strip() for view in str(model_cfg.get("variant", "")).split("+") if view.strip()]
-    return model_cfg
+    return dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
 
 
 def _inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,14 +27,9 @@ def _inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
 def model_configs(cfg: Mapping[str, Any]) -> list[MTVConfig]:
     """Validated configs of the model (one per ensemble member) without allocating any tensor; raises
     mtv.ConfigError naming the offending key."""
-    model_cfg = model_node(cfg)
-    if model_cfg.get("name") == "ensemble":
-        specs = [{**model_cfg, "name": "mtv", "variant": v, "members": None} for v in model_cfg["members"]]
-    else:
-        specs = [model_cfg]
-    return [MTVConfig.from_cfg(spec, **_inputs(cfg)) for spec in specs]
+    return validated_model_configs(model_node(cfg), **_inputs(cfg))
 
 
 def build_model(cfg: Mapping[str, Any]) -> nn.Module:
     """The model of `cfg` (an Ensemble for model=ensemble), initialised as `model.init` says."""
-    return mtv.build_model(model_node(cfg), **_inputs(cfg))
+    return build_from_model_node(model_node(cfg), **_inputs(cfg))

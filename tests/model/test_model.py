@@ -209,9 +209,18 @@ def test_ensemble_averages_member_softmax():
     assert torch.allclose(ens(x).exp(), probs, atol=1e-6)
 
 
-def test_ensemble_without_members_is_rejected():
+def test_ensemble_members_default_to_the_views_of_the_variant():
+    ens = build_model({"name": "ensemble", "variant": "Ti/4+Ti/2", **TINY}, 4, 8, 32)
+    assert [m.config.variant for m in ens.members] == ["Ti/4", "Ti/2"]
     with pytest.raises(ConfigError, match="model.members"):
-        build_model({"name": "ensemble", "variant": "B/2"}, 4, 8, 32)
+        build_model({"name": "ensemble"}, 4, 8, 32)
+
+
+def test_unknown_model_keys_are_rejected():
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) model.fusion.layer;"):
+        build_model({"variant": "B/2", "fusion": {"type": "cva", "layer": [5]}}, 4, 32, 224)
+    with pytest.raises(ConfigError, match="model.depth"):
+        build_model({"variant": "B/2", "depth": 3}, 4, 32, 224)
 
 
 # ---- training behaviour ------------------------------------------------------------------------------
