@@ -3,6 +3,7 @@ RandAugment ops, random erasing, mixup / cutmix / label smoothing."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from datamodules import MixupCutmix
 from datamodules.randaugment import OPS, RandAugment
 from datamodules.transforms import EvalTransform, TrainTransform, apply_affine, color_affine, random_erase_, to_gray
 
-REPO_DATA = OmegaConf.load(__import__("conftest").REPO / "conf" / "data" / "default.yaml")
+REPO_DATA = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "data" / "default.yaml")
 
 
 def _cfg(**changes):
