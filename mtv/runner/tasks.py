@@ -167,8 +167,10 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def profile(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    with torch.device("cpu"):
-        model = build_model(cfg)
+    # shapes are all counting needs: no memory, no random init, no checkpoint files read
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    with torch.device("meta"):
+        model = build_model({**resolved, "model": {**resolved["model"], "init": {}}})
     result = _profile(model, cfg)
     print(format_profile(result))
     write_json(run_dir / "profile.json", result)
