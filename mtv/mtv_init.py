@@ -19,8 +19,14 @@ from torch import Tensor
 
 from mtv.errors import ConfigError
 from mtv.model import MTV
+from mtv.resize import resize_grid
 
-LIGHTNING_PREFIX = "model."
+MODEL_PREFIX = "model."  # the LightningModule's attribute: its checkpoints name weights "model.<name>"
+
+
+def model_weights(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The model's own weights from a LightningModule state dict ("model." prefix removed)."""
+    return {key[len(MODEL_PREFIX):]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -33,8 +39,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ConfigError(f"model.init.checkpoint={str(path)!r}: no state dict of tensors in this file")
-    if any(key.startswith(LIGHTNING_PREFIX) for key in state):
-        state = {key[len(LIGHTNING_PREFIX):]: value for key, value in state.items() if key.startswith(LIGHTNING_PREFIX)}
+    if any(key.startswith(MODEL_PREFIX) for key in state):
+        state = model_weights(state)
     return dict(state)
 
 
@@ -72,9 +78,7 @@ def _resize_view_pos_embed(src: Tensor, shape: torch.Size, grid: tuple[int, int]
     side = int(round(patches.shape[1] ** 0.5))
     if side * side != patches.shape[1]:
         raise ConfigError(f"position embedding with {patches.shape[1]} positions is not a square grid to resize")
-    image = patches.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    resized = F.interpolate(image, size=grid, mode="bilinear", align_corners=True)
-    resized = resized.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)
+    resized = resize_grid(patches, side, grid)
     return resized if cls is None else torch.cat([cls, resized], dim=1)
 
 

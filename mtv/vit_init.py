@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from mtv.config import MTVConfig
 from mtv.errors import ConfigError
 from mtv.model import MTV
+from mtv.resize import resize_bilinear, resize_grid
 from mtv.variants import parse_view
 
 INFLATIONS = ("central_frame", "average")
@@ -297,7 +297,7 @@ def _view_tensors(
             )
     h, w, frames = view.patch
     if kernel.shape[-2:] != (h, w):
-        kernel = _resize(kernel, (h, w))
+        kernel = resize_bilinear(kernel, (h, w))
     out = {"tokenizer.weight": _inflate(kernel, frames, inflation), "tokenizer.bias": t["patch_embed.proj.bias"]}
     has_cls = config.classifier == "token"
     if has_cls and "cls_token" in t:
@@ -340,13 +340,7 @@ def _fit_grid(grid: Tensor, size: tuple[int, int], label: str, source: str) -> T
             f"model.init.vit_checkpoints: {label} needs a {gh}x{gw} position-embedding grid, but checkpoint "
             f"{source} has {n} patch positions, not a square grid that could be resized"
         )
-    image = grid.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    return _resize(image, size).permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
-
-
-def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bilinear resize of the last two axes with aligned corners, i.e. scipy.ndimage.zoom(order=1)."""
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    return resize_grid(grid, side, size)
 
 
 # ---- ensembles ------------------------------------------------------------------------------------

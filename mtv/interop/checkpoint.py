@@ -21,8 +21,8 @@ from torch import nn
 from mtv.build import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
+from mtv.mtv_init import MODEL_PREFIX, model_weights
 
-PREFIX = "model."
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
 
 
@@ -35,7 +35,7 @@ def save_model_checkpoint(
     image_size: tuple[int, int],
     source: str,
 ) -> None:
-    state = {PREFIX + key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+    state = {MODEL_PREFIX + key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
     torch.save(
         {"state_dict": state, "model_cfg": dict(model_cfg), "num_classes": int(num_classes),
          "num_frames": int(num_frames), "image_size": [int(s) for s in image_size], "source": source},
@@ -58,6 +58,6 @@ def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     meta = {key: ckpt[key] for key in META_KEYS}
     model = build_model(meta["model_cfg"], meta["num_classes"], meta["num_frames"], meta["image_size"])
-    state = {key[len(PREFIX):]: value for key, value in ckpt["state_dict"].items() if key.startswith(PREFIX)}
+    state = model_weights(ckpt["state_dict"])
     load_state_dict_checked(model, state, str(path))
     return model.eval(), meta

@@ -21,6 +21,7 @@ from torch import nn
 from datamodules import build_datamodule
 from mtv import ConfigError, Ensemble
 from mtv.lightning_module import VideoClassifier
+from mtv.mtv_init import model_weights
 from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.profile import format_profile, profile_model
 from mtv.runner.data import ResumableData, data_position
@@ -111,7 +112,7 @@ def load_checkpoint_model(path: str) -> tuple[nn.Module, dict[str, Any]]:
     trained = raw["hyper_parameters"]["cfg"]
     # rebuild without init (ViT files etc. are not needed: every weight comes from the checkpoint)
     model = build_model({**trained, "model": {**trained["model"], "init": {}}})
-    model.load_state_dict({k[len("model."):]: v for k, v in raw["state_dict"].items() if k.startswith("model.")})
+    model.load_state_dict(model_weights(raw["state_dict"]))
     return model, {"num_classes": trained["dataset"]["num_classes"], "num_frames": trained["data"]["num_frames"],
                    "crop_size": _size(trained["data"]["crop_size"]), "model": trained["model"]}
 
