@@ -10,7 +10,7 @@ AdamW; stochastic depth 0.1 as in scenic's configs); an inference step is a forw
 `--compile`), taken with CUDA events on the GPU. clips/s = batch / median step time.
 
 MFU = achieved model FLOP/s / the device's dense bf16 peak, with 6 x MACs per training clip and 2 x MACs per
-inference clip (shared/reference/perf_anchors.md). MACs are the model's own count (`mtv.profile`), so
+inference clip (shared/reference/perf_anchors.md). MACs are the model's own count (`mtv.models.mtv.profile`), so
 recomputation by activation checkpointing is not credited. On a CPU, or a GPU without a known peak and no
 `--peak-tflops`, MFU is n/a.
 
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mtv  # noqa: E402  (the repository root goes on the path first, so the script runs from a checkout)
-from mtv.profile import profile_model  # noqa: E402
+from mtv.models.mtv.profile import profile_model  # noqa: E402
 
 
 @dataclass(frozen=True)

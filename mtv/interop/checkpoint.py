@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.build import build_model
+from mtv.models.mtv.build import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
-from mtv.mtv_init import MODEL_PREFIX, model_weights
+from mtv.models.mtv.checkpoint_init import MODEL_PREFIX, model_weights
 
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
 

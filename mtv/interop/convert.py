@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
-from mtv.config import MTVConfig
+from mtv.models.mtv.config import MTVConfig
 from mtv.errors import ConfigError
 from mtv.interop.checkpoint import save_model_checkpoint
 from mtv.interop.scenic import load_params, model_from_scenic, scenic_model_config
-from mtv.variants import ENCODER_SIZES, ViewSpec
+from mtv.models.variants import ENCODER_SIZES, ViewSpec
 
 
 class _ConfigLoader(yaml.SafeLoader):

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtv.config import CLASSIFIERS, MTVConfig
+from mtv.models.mtv.config import CLASSIFIERS, MTVConfig
 from mtv.errors import ConfigError
 from mtv.interop.flax_msgpack import flatten, params_from_train_state, read_msgpack
-from mtv.model import MTV
+from mtv.models.mtv.model import MTV
 
 Params = Mapping[str, Any]
 MV = "MultiviewEncoder"

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mtv import ConfigError
-from mtv.optim import OPTIMIZERS
+from mtv.training.optim import OPTIMIZERS
 from mtv.runner.launch import check_launch
 from mtv.runner.models import model_configs
 from mtv.runner.trackers import WANDB_MODES

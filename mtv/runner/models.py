@@ -9,8 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mtv import MTVConfig
-from mtv.build import build_model as build_from_model_node
-from mtv.build import model_configs as validated_model_configs
+from mtv.models.mtv.build import build_model as build_from_model_node
+from mtv.models.mtv.build import model_configs as validated_model_configs
 
 
 def model_node(cfg: Mapping[str, Any]) -> dict[str, Any]:

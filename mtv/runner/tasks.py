@@ -4,7 +4,7 @@ to results.json; mtv.runner.jobs wraps them (status, errors, wall time, summary,
 * train: fit (resuming from checkpoints/last.ckpt when asked), then test the best checkpoint with
   multi-view evaluation.
 * eval: test one checkpoint, or an ensemble of several (softmax average), with multi-view evaluation.
-* profile: count parameters and GMACs per view (mtv.profile), without reading any data.
+* profile: count parameters and GMACs per view (mtv.models.mtv.profile), without reading any data.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from torch import nn
 
 from datamodules import build_datamodule
 from mtv import ConfigError, Ensemble
-from mtv.lightning_module import VideoClassifier
-from mtv.mtv_init import model_weights
+from mtv.training.module import VideoClassifier
+from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.interop.checkpoint import load_model_checkpoint
-from mtv.profile import format_profile, profile_model
+from mtv.models.mtv.profile import format_profile, profile_model
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import build_model
 from mtv.runner.results import write_json

@@ -13,9 +13,9 @@ import torch
 import yaml
 
 from experiments.table import build_lines, markdown
-from mtv.metrics import ClassificationMetrics
-from mtv.lightning_module import VideoClassifier, soft_cross_entropy, step_seed
-from mtv.optim import param_groups, warmup_cosine
+from mtv.training.metrics import ClassificationMetrics
+from mtv.training.module import VideoClassifier, soft_cross_entropy, step_seed
+from mtv.training.optim import param_groups, warmup_cosine
 from mtv.runner.data import ResumableSampler, SeededDataset
 from mtv.runner.gpu_slots import gpu_slot
 from mtv.runner.models import build_model

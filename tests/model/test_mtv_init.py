@@ -7,7 +7,7 @@ import torch
 
 from mtv import ConfigError, build_model
 from mtv.interop.checkpoint import save_model_checkpoint
-from mtv.mtv_init import init_from_checkpoint
+from mtv.models.mtv.checkpoint_init import init_from_checkpoint
 
 torch.set_num_threads(1)
 

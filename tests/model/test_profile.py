@@ -1,4 +1,4 @@
-"""Counts of `mtv.profile` against scenic's own numbers (shared/reference/scenic_reference.md §3).
+"""Counts of `mtv.models.mtv.profile` against scenic's own numbers (shared/reference/scenic_reference.md §3).
 
 Every model is built on the meta device, so the full-size rows cost no memory and the file runs in seconds.
 Reference GMACs are written as printed in the reference. Totals must agree within 0.5 % (the acceptance
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import mtv
-from mtv.profile import format_profile, profile_model
+from mtv.models.mtv.profile import format_profile, profile_model
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""ImageNet-ViT initialisation of MTV views (mtv/vit_init.py).
+"""ImageNet-ViT initialisation of MTV views (mtv/models/vit_init.py).
 
 Tiny image ViTs with random weights are written in every supported file layout inside the tests; an
 independent image-ViT forward (plain torch ops on the timm-format tensors) is the reference. The central
@@ -19,12 +19,12 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 from torch import Tensor
 
-from mtv.build import build_model
-from mtv.config import FusionConfig, GlobalEncoderConfig, MTVConfig, ViewConfig
-from mtv.ensemble import Ensemble
+from mtv.models.mtv.build import build_model
+from mtv.models.mtv.config import FusionConfig, GlobalEncoderConfig, MTVConfig, ViewConfig
+from mtv.models.mtv.ensemble import Ensemble
 from mtv.errors import ConfigError
-from mtv.model import MTV
-from mtv.vit_init import init_views_from_vit, load_vit_checkpoint
+from mtv.models.mtv.model import MTV
+from mtv.models.vit_init import init_views_from_vit, load_vit_checkpoint
 
 WIDTH, HEADS, MLP, DEPTH, PATCH = 32, 2, 64, 2, 8
 ATOL = 1e-5

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mtv.errors import ConfigError
-from mtv.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
+from mtv.models.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
 
 FUSION_TYPES = ("cva", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")

@@ -26,12 +26,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
-from mtv.config import MTVConfig
-from mtv.ensemble import Ensemble
-from mtv.model import MTV
+from mtv.models.counting import macs_by_module
+from mtv.models.mtv.config import MTVConfig
+from mtv.models.mtv.ensemble import Ensemble
+from mtv.models.mtv.model import MTV
 
 COMPONENTS = ("tokenizer", "view_encoders", "fusion", "global_encoder", "head")
 COMPONENT_TITLES = {
@@ -143,26 +142,7 @@ def _macs_by_module(config: MTVConfig, num_frames: int, size: tuple[int, int]) -
     with torch.device("meta"):
         twin = MTV(config).eval()
         video = torch.empty(1, 3, num_frames, *size)
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        twin(video)
-    # counts are inclusive and keyed "MTV.<path>" for every module on the stack; keep the outermost ones
-    inclusive = {
-        name.partition(".")[2]: sum(ops.values())
-        for name, ops in counter.get_flop_counts().items()
-        if name.startswith("MTV.")
-    }
-    outermost = {
-        name: flops
-        for name, flops in inclusive.items()
-        if not any(name.startswith(other + ".") for other in inclusive)
-    }
-    total = counter.get_total_flops()
-    if sum(outermost.values()) != total:
-        raise RuntimeError(
-            f"{total - sum(outermost.values())} FLOPs ran outside any submodule of MTV; give them a module "
-            "so that they can be assigned to a component"
-        )
-    return {name: flops // 2 for name, flops in outermost.items()}
+    return macs_by_module(twin, video)
 
 
 def _component(name: str) -> tuple[str, int | None]:

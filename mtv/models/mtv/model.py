@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtv.config import MTVConfig
-from mtv.fusion import build_fusion
-from mtv.layers import Attention, Block, CrossAttention, Mlp, layer_norm
+from mtv.models.mtv.config import MTVConfig
+from mtv.models.mtv.fusion import build_fusion
+from mtv.models.layers import Attention, Block, CrossAttention, Mlp, layer_norm
 
 
 class ViewEncoder(nn.Module):

@@ -7,12 +7,12 @@ from typing import Any
 
 from torch import nn
 
-from mtv.config import MTVConfig
-from mtv.ensemble import Ensemble
+from mtv.models.mtv.config import MTVConfig
+from mtv.models.mtv.ensemble import Ensemble
 from mtv.errors import ConfigError
-from mtv.model import MTV
-from mtv.mtv_init import init_from_checkpoint
-from mtv.vit_init import checkpoints_for_members, init_views_from_vit
+from mtv.models.mtv.model import MTV
+from mtv.models.mtv.checkpoint_init import init_from_checkpoint
+from mtv.models.vit_init import checkpoints_for_members, init_views_from_vit
 
 
 def member_cfgs(model_cfg: Mapping[str, Any]) -> list[dict[str, Any]]:

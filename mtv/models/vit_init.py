@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtv.config import MTVConfig
+from mtv.models.mtv.config import MTVConfig
 from mtv.errors import ConfigError
-from mtv.model import MTV
-from mtv.resize import resize_bilinear, resize_grid
-from mtv.variants import parse_view
+from mtv.models.mtv.model import MTV
+from mtv.models.resize import resize_bilinear, resize_grid
+from mtv.models.variants import parse_view
 
 INFLATIONS = ("central_frame", "average")
 

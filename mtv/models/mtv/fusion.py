@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mtv.config import MTVConfig
-from mtv.layers import Block, CrossAttention, drop_path, layer_norm
+from mtv.models.mtv.config import MTVConfig
+from mtv.models.layers import Block, CrossAttention, drop_path, layer_norm
 
 
 class Fusion(nn.Module):

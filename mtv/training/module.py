@@ -3,9 +3,9 @@
 * Loss: cross-entropy against soft targets (mixup / cutmix / label smoothing from the datamodule), mean
   over heads for multi-head datasets. An Ensemble trains each member on its own loss (losses summed,
   gradients clipped per member), so the members stay the separately trained models the baseline needs.
-* Optimiser and schedule: mtv.optim (SGD 0.9 or AdamW, warm-up + cosine per step, no decay on norms,
+* Optimiser and schedule: mtv.training.optim (SGD 0.9 or AdamW, warm-up + cosine per step, no decay on norms,
   biases, embeddings and tokens, optional layer-wise lr decay); gradient clipping by global norm.
-* Metrics: per clip (val and test) and per video over all test views (multi-view), see mtv.metrics.
+* Metrics: per clip (val and test) and per video over all test views (multi-view), see mtv.training.metrics.
 * Resume: the random state of every training step is a function of (seed, step, rank) and augmentation
   is seeded per sample (mtv.runner.data), so a resumed run repeats exactly what the killed run would do.
 """
@@ -24,8 +24,8 @@ from torchmetrics.aggregation import SumMetric
 from datamodules import MixupCutmix, MultiViewAggregator
 from datamodules.mixup import smooth_one_hot
 from mtv import Ensemble
-from mtv.metrics import ClassificationMetrics, split_heads
-from mtv.optim import build_optimizer, build_scheduler
+from mtv.training.metrics import ClassificationMetrics, split_heads
+from mtv.training.optim import build_optimizer, build_scheduler
 from mtv.runner.models import build_model
 
 

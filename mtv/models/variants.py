@@ -2,7 +2,7 @@
 
 A variant names one encoder per view: `<size>/<tubelet>` joined by `+`. The tubelet is `T` (the size's
 default square patch, T frames), `PxT` (P x P patch) or `HxWxT`. Views may be written in any order;
-`mtv.config` puts them in the model's canonical order (fewest tokens first, as scenic does).
+`mtv.models.mtv.config` puts them in the model's canonical order (fewest tokens first, as scenic does).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mtv.errors import ConfigError
-from mtv.model import MTV
-from mtv.resize import resize_grid
+from mtv.models.mtv.model import MTV
+from mtv.models.resize import resize_grid
 
 MODEL_PREFIX = "model."  # the LightningModule's attribute: its checkpoints name weights "model.<name>"
 

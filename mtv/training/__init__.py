@@ -1,0 +1,1 @@
+"""Model-agnostic training: the LightningModule, optimiser and schedule, metrics."""
