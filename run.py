@@ -14,7 +14,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import mtv.runner.resolvers  # noqa: F401  (registers ${mtv.*} resolvers used by conf/)
+import mtv.runner  # noqa: F401  (registers the config schemas and ${mtv.*} resolvers used by conf/)
 from mtv.runner.jobs import hydra_job
 from mtv.runner.resume import expand_resume_argv
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-GROUPS = ("model", "view", "fusion")  # override keys that choose a config file rather than a value
+GROUPS = ("model", "model/variant", "model/fusion")  # override keys that choose a config file rather than a value
 
 MTV_B_TOP1 = 81.8  # B/2+S/4+Ti/8, CVA at (5, 11)
 THREE_VIEW_TOP1 = 81.1  # B/4+S/8+Ti/16, CVA at (5, 11)
@@ -51,9 +51,9 @@ TABLES: dict[str, Table] = {
             "Table 1a: assigning encoders to views",
             "views",
             (
-                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
-                Row("B8_S4_Ti2", "B/8+S/4+Ti/2", {"view": "B8_S4_Ti2"}, 78.5),
-                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"view": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
+                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"model/variant": "B2_S4_Ti8"}, MTV_B_TOP1),
+                Row("B8_S4_Ti2", "B/8+S/4+Ti/2", {"model/variant": "B8_S4_Ti2"}, 78.5),
+                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"model/variant": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
             ),
         ),
         Table(
@@ -61,8 +61,8 @@ TABLES: dict[str, Table] = {
             "Table 1b: the same encoder for every view",
             "views",
             (
-                Row("B2_B4_B8", "B/2+B/4+B/8", {"view": "B2_B4_B8"}),
-                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
+                Row("B2_B4_B8", "B/2+B/4+B/8", {"model/variant": "B2_B4_B8"}),
+                Row("B2_S4_Ti8", "B/2+S/4+Ti/8", {"model/variant": "B2_S4_Ti8"}, MTV_B_TOP1),
             ),
         ),
         Table(
@@ -70,11 +70,11 @@ TABLES: dict[str, Table] = {
             "Table 1c: fusion method (B/2+S/4+Ti/8)",
             "fusion",
             (
-                Row("ensemble", "ensemble", {"model": "ensemble", "view": "B2_S4_Ti8", "fusion": "none"}),
-                Row("late_fusion", "late fusion", {"view": "B2_S4_Ti8", "fusion": "none"}, 80.6),
-                Row("mlp", "MLP", {"view": "B2_S4_Ti8", "fusion": "mlp"}),
-                Row("bottleneck", "bottleneck (4 tokens)", {"view": "B2_S4_Ti8", "fusion": "bottleneck"}),
-                Row("cva", "CVA", {"view": "B2_S4_Ti8", "fusion": "cva"}, MTV_B_TOP1),
+                Row("ensemble", "ensemble", {"model": "ensemble", "model/variant": "B2_S4_Ti8", "model/fusion": "none"}),
+                Row("late_fusion", "late fusion", {"model/variant": "B2_S4_Ti8", "model/fusion": "none"}, 80.6),
+                Row("mlp", "MLP", {"model/variant": "B2_S4_Ti8", "model/fusion": "mlp"}),
+                Row("bottleneck", "bottleneck (4 tokens)", {"model/variant": "B2_S4_Ti8", "model/fusion": "bottleneck"}),
+                Row("cva", "CVA", {"model/variant": "B2_S4_Ti8", "model/fusion": "cva"}, MTV_B_TOP1),
             ),
         ),
         Table(
@@ -82,8 +82,8 @@ TABLES: dict[str, Table] = {
             "Table 1d: SlowFast-style views vs MTV",
             "model",
             (
-                Row("slowfast", "SlowFast (B slow x4, Ti fast, CVA)", {"model": "slowfast", "view": "slowfast"}),
-                Row("mtv", "MTV B/2+S/4+Ti/8", {"view": "B2_S4_Ti8"}, MTV_B_TOP1),
+                Row("slowfast", "SlowFast (B slow x4, Ti fast, CVA)", {"model": "slowfast", "model/variant": "slowfast"}),
+                Row("mtv", "MTV B/2+S/4+Ti/8", {"model/variant": "B2_S4_Ti8"}, MTV_B_TOP1),
             ),
         ),
         Table(
@@ -91,9 +91,9 @@ TABLES: dict[str, Table] = {
             "Table 1e: number of views",
             "views",
             (
-                Row("B4", "B/4", {"view": "B4", "fusion": "none"}, 78.3),
-                Row("B4_Ti8", "B/4+Ti/8", {"view": "B4_Ti8"}, 80.8),
-                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"view": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
+                Row("B4", "B/4", {"model/variant": "B4", "model/fusion": "none"}, 78.3),
+                Row("B4_Ti8", "B/4+Ti/8", {"model/variant": "B4_Ti8"}, 80.8),
+                Row("B4_S8_Ti16", "B/4+S/8+Ti/16", {"model/variant": "B4_S8_Ti16"}, THREE_VIEW_TOP1),
             ),
         ),
         Table(
@@ -101,11 +101,11 @@ TABLES: dict[str, Table] = {
             "Table 1f: CVA fusion layers (B/2+S/4+Ti/8)",
             "fusion layers",
             (
-                Row("layers_0", "0", {"view": "B2_S4_Ti8", "model.fusion.layers": [0]}),
-                Row("layers_5", "5", {"view": "B2_S4_Ti8", "model.fusion.layers": [5]}),
-                Row("layers_11", "11", {"view": "B2_S4_Ti8", "model.fusion.layers": [11]}),
-                Row("layers_5_11", "5, 11", {"view": "B2_S4_Ti8", "model.fusion.layers": [5, 11]}, MTV_B_TOP1),
-                Row("layers_all", "0-11", {"view": "B2_S4_Ti8", "model.fusion.layers": list(range(12))}),
+                Row("layers_0", "0", {"model/variant": "B2_S4_Ti8", "model.fusion.layers": [0]}),
+                Row("layers_5", "5", {"model/variant": "B2_S4_Ti8", "model.fusion.layers": [5]}),
+                Row("layers_11", "11", {"model/variant": "B2_S4_Ti8", "model.fusion.layers": [11]}),
+                Row("layers_5_11", "5, 11", {"model/variant": "B2_S4_Ti8", "model.fusion.layers": [5, 11]}, MTV_B_TOP1),
+                Row("layers_all", "0-11", {"model/variant": "B2_S4_Ti8", "model.fusion.layers": list(range(12))}),
             ),
         ),
     )

@@ -1,9 +1,9 @@
-"""MTV: Multiview Transformers for Video Recognition, with ViViT-FE and SlowFast as configurations."""
+"""mtv: video transformers (MTV, and the models it is compared with) in PyTorch Lightning + Hydra."""
 
-from mtv.models.mtv.build import build_model
-from mtv.models.mtv.config import MTVConfig
-from mtv.models.mtv.ensemble import Ensemble
 from mtv.errors import ConfigError
+from mtv.models import build_model, get_family, register_family
+from mtv.models.ensemble import Ensemble
+from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.model import MTV
 
-__all__ = ["MTV", "MTVConfig", "ConfigError", "Ensemble", "build_model"]
+__all__ = ["MTV", "MTVConfig", "ConfigError", "Ensemble", "build_model", "get_family", "register_family"]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.mtv.build import build_model
+from mtv.models import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
 from mtv.models.mtv.checkpoint_init import MODEL_PREFIX, model_weights

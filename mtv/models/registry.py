@@ -44,6 +44,10 @@ class ModelFamily:
     - `format_profile(profile)`: that dict as Markdown.
     - `docs`: the family's documentation page (repository-relative path).
     - `names`: more `model.name` values served by this family (e.g. presets that differ in defaults).
+    - `describe(cfg)`: optional fields for a run's results.json (e.g. MTV's variant, views and fusion).
+
+    A config's `init` field, where the family has one, holds every file the model reads: the runner resets
+    it to its defaults when it rebuilds a trained model or counts one.
     """
 
     name: str
@@ -54,6 +58,7 @@ class ModelFamily:
     format_profile: Callable[[dict[str, Any]], str]
     docs: str
     names: tuple[str, ...] = ()
+    describe: Callable[[Any], dict[str, Any]] | None = None
 
 
 _FAMILIES: dict[str, ModelFamily] = {}

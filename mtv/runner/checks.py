@@ -8,31 +8,23 @@ the model cannot build (mtv.ConfigError from the model config), checkpoints and 
 
 from __future__ import annotations
 
-import importlib.util
+import difflib
+import inspect
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+from hydra.utils import get_class
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from mtv import ConfigError
-from mtv.training.optim import OPTIMIZERS
 from mtv.runner.launch import check_launch
-from mtv.runner.models import model_configs
-from mtv.runner.trackers import WANDB_MODES
-
-TASKS = ("train", "eval", "profile")
-TOP_LEVEL = {
-    "task", "experiment_name", "run_name", "seed", "resume", "ckpt_path", "ckpt_paths", "ablation", "train",
-    "dataset", "data", "model", "optim", "trainer", "logger", "callbacks", "paths",
-}
-LOGGERS = {"wandb", "tensorboard"}
-
-
-def _unknown(node: Any, allowed: set[str], where: str) -> None:
-    extra = sorted(set(node or {}) - allowed)
-    if extra:
-        raise ConfigError(f"unknown key(s) {', '.join(f'{where}{k}' for k in extra)}; "
-                          f"allowed under {where or 'the top level'}: {', '.join(sorted(allowed))}")
+from mtv.runner.models import validate_model_of
+from mtv.runner.schema import TASKS, RunConfig
+from mtv.schema import to_schema, unknown_keys
+from mtv.training.optim import OptimConfig
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], key: str) -> None:
@@ -40,30 +32,57 @@ def _one_of(value: Any, allowed: tuple[str, ...], key: str) -> None:
         raise ConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
 
 
+def _check_trainer(trainer: Any) -> None:
+    """`trainer` holds keyword arguments of lightning.Trainer: every key must be one."""
+    allowed = [p for p in inspect.signature(L.Trainer).parameters if p != "self"]
+    for key in trainer or {}:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean trainer.{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown key trainer.{key}: not an argument of lightning.Trainer{hint}")
+
+
+# values a class accepts that it would only reject once a run is under way
+_ALLOWED_VALUES = {("lightning.pytorch.loggers.WandbLogger", "mode"): ("offline", "online", "disabled")}
+
+
+def _check_targets(nodes: Any, section: str, base: type) -> None:
+    """Each entry of `logger` / `callbacks` is a `_target_` node naming an importable subclass of `base`."""
+    for name, node in (nodes or {}).items():
+        target = node.get("_target_") if isinstance(node, (dict, DictConfig)) else None
+        if not target:
+            raise ConfigError(f"{section}.{name} needs a _target_ (a {base.__name__} class), e.g. "
+                              f"conf/{section}/*.yaml")
+        try:
+            cls = get_class(str(target))
+        except Exception as err:  # an uninstalled package or a typo
+            package = str(target).split(".")[0]
+            raise ConfigError(f"{section}.{name}._target_={target}: cannot be imported ({err}); "
+                              f"is the package installed (pip install {package})?") from err
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ConfigError(f"{section}.{name}._target_={target} is not a lightning {base.__name__}; "
+                              f"{section} only builds {base.__module__}.{base.__name__} subclasses")
+        for (known, key), allowed in _ALLOWED_VALUES.items():
+            if target == known and key in node:
+                _one_of(node[key], allowed, f"{section}.{name}.{key}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise mtv.ConfigError on the first problem."""
-    _unknown(cfg, TOP_LEVEL, "")
+    unknown_keys(cfg, RunConfig, "")
     _one_of(cfg.task, TASKS, "task")
-    _unknown(cfg.logger, LOGGERS, "logger.")
-    if "tensorboard" in cfg.logger and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
-        raise ConfigError("logger=tensorboard needs the tensorboard package: pip install tensorboard "
-                          "(or use logger=wandb, csv or none)")
-    if "wandb" in cfg.logger:
-        _one_of(cfg.logger.wandb.mode, WANDB_MODES, "logger.wandb.mode")
-    _one_of(cfg.optim.name, OPTIMIZERS, "optim.name")
-    decay = cfg.optim.layer_decay
-    if decay is not None and not 0 < float(decay) <= 1:
-        raise ConfigError(f"optim.layer_decay={decay}: must be in (0, 1], or null for none")
+    to_schema(OptimConfig, cfg.optim, "optim.").validate()
+    _check_trainer(cfg.trainer)
+    _check_targets(cfg.logger, "logger", Logger)
+    _check_targets(cfg.callbacks, "callbacks", Callback)
     if cfg.task == "eval":
         _check_checkpoints(cfg)
     else:
         if cfg.ckpt_path or cfg.ckpt_paths:
             raise ConfigError(f"ckpt_path / ckpt_paths are for task=eval (task={cfg.task}); "
                               "to continue training use resume=true or resume=<run dir>")
-        model_configs(cfg)
+        validate_model_of(cfg)
         _check_init_files(cfg)
-    if cfg.model.name == "vivit_fe" and "+" in str(cfg.model.variant):
-        raise ConfigError(f"model=vivit_fe is single-view but model.variant={cfg.model.variant!r}; use e.g. view=B2")
     if cfg.task != "profile":
         _check_dataset_root(cfg)
         check_launch(cfg)

@@ -29,6 +29,7 @@ from mtv import ConfigError
 from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
 from mtv.runner.launch import needs_own_processes, run_process_group
+from mtv.runner.models import describe_model
 from mtv.runner.results import read_results, summary, write_results
 from mtv.runner.tasks import TASKS
 from mtv.runner.trackers import finish_wandb
@@ -66,7 +67,6 @@ def _fill_from_hydra(cfg: DictConfig) -> None:
 
 
 def _base_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    model = cfg.model
     return {
         "status": "running",
         "task": cfg.task,
@@ -74,11 +74,7 @@ def _base_record(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "ablation": OmegaConf.to_container(cfg.ablation) if cfg.ablation else None,
         "run_name": cfg.run_name,
         "output_dir": str(run_dir),
-        "model": model.name,
-        "variant": model.variant,
-        "views": [v.strip() for v in str(model.variant).split("+")],
-        "fusion": {"type": model.fusion.type, "layers": list(model.fusion.layers),
-                   "bottleneck_tokens": model.fusion.bottleneck_tokens},
+        **describe_model(OmegaConf.to_container(cfg.model, resolve=True)),
         "num_classes": int(cfg.dataset.num_classes),
         "dataset": {"name": cfg.dataset.get("name"), "num_frames": cfg.data.num_frames,
                     "crop_size": cfg.data.crop_size},

@@ -1,4 +1,7 @@
-"""The model of a composed config (mtv.build_model), and its validated configs for start-up checks."""
+"""The model of a composed run config: its family, inputs, validation, construction and counts.
+
+The runner reaches every family through `mtv.models` (the registry) and never names one.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +11,49 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from mtv import MTVConfig
-from mtv.models.mtv.build import build_model as build_from_model_node
-from mtv.models.mtv.build import model_configs as validated_model_configs
+from mtv.models import ModelInputs, model_inputs, model_schema
 
 
-def model_node(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """`cfg.model` as a plain dict."""
+def inputs_of(cfg: Mapping[str, Any]) -> ModelInputs:
+    """Classes, clip length and crop of a run config (`dataset.num_classes`, `data.num_frames/crop_size`)."""
+    return model_inputs(cfg["dataset"]["num_classes"], cfg["data"]["num_frames"], cfg["data"]["crop_size"])
+
+
+def _model_node(cfg: Mapping[str, Any], with_init: bool) -> dict[str, Any]:
     node = cfg["model"]
-    return dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+    node = dict(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+    if not with_init and "init" in node:  # rebuilding a trained model, or counting: no weight files read
+        family, _ = model_schema(node)
+        node["init"] = OmegaConf.to_container(OmegaConf.structured(family.config).init)
+    return node
 
 
-def _inputs(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return {"num_classes": int(cfg["dataset"]["num_classes"]), "num_frames": int(cfg["data"]["num_frames"]),
-            "image_size": cfg["data"]["crop_size"]}
+def validate_model_of(cfg: Mapping[str, Any]) -> None:
+    """Raise mtv.ConfigError naming the key if the run's model cannot be built; allocates nothing."""
+    family, node = model_schema(_model_node(cfg, with_init=True))
+    family.validate(node, inputs_of(cfg))
 
 
-def model_configs(cfg: Mapping[str, Any]) -> list[MTVConfig]:
-    """Validated configs of the model (one per ensemble member) without allocating any tensor; raises
-    mtv.ConfigError naming the offending key."""
-    return validated_model_configs(model_node(cfg), **_inputs(cfg))
+def model_of(cfg: Mapping[str, Any], with_init: bool = True) -> nn.Module:
+    """The run's model, initialised as `model.init` says (or randomly, `with_init=False`)."""
+    family, node = model_schema(_model_node(cfg, with_init))
+    return family.build(node, inputs_of(cfg))
 
 
-def build_model(cfg: Mapping[str, Any]) -> nn.Module:
-    """The model of `cfg` (an Ensemble for model=ensemble), initialised as `model.init` says."""
-    return build_from_model_node(model_node(cfg), **_inputs(cfg))
+def profile_of(model: nn.Module, model_cfg: Mapping[str, Any], inputs: ModelInputs) -> dict[str, Any]:
+    """Counts of `model` (a model of `model_cfg`'s family, or an Ensemble of them) for one clip of `inputs`."""
+    family, _ = model_schema(model_cfg)
+    return family.profile(model, inputs)
+
+
+def format_profile_of(profile: dict[str, Any], model_cfg: Mapping[str, Any]) -> str:
+    """`profile` as Markdown, by the family of `model_cfg`."""
+    family, _ = model_schema(model_cfg)
+    return family.format_profile(profile)
+
+
+
+def describe_model(model_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The family's results.json fields for a `model` node (name first)."""
+    family, node = model_schema(model_cfg)
+    return {"model": node.name, **(family.describe(node) if family.describe else {})}

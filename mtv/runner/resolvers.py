@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -22,10 +24,21 @@ def _num_gpus(default: int) -> int:
     return count if count > 0 else int(default)
 
 
+RUN_ID_FILE = "wandb_id.txt"
+
+
+def run_id(run_dir: str) -> str:
+    """The tracker run id of a run directory: the one saved there, else one derived from its path (the
+    same directory always gets the same id, so a resumed job continues its W&B run)."""
+    path = Path(run_dir) / RUN_ID_FILE
+    if path.exists():
+        return path.read_text().strip()
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("mtv.stamp"):
         OmegaConf.register_new_resolver("mtv.stamp", _stamp, use_cache=True)
         OmegaConf.register_new_resolver("mtv.num_gpus", _num_gpus)
+        OmegaConf.register_new_resolver("mtv.run_id", run_id)
 
-
-register()

@@ -4,7 +4,7 @@ to results.json; mtv.runner.jobs wraps them (status, errors, wall time, summary,
 * train: fit (resuming from checkpoints/last.ckpt when asked), then test the best checkpoint with
   multi-view evaluation.
 * eval: test one checkpoint, or an ensemble of several (softmax average), with multi-view evaluation.
-* profile: count parameters and GMACs per view (mtv.models.mtv.profile), without reading any data.
+* profile: count parameters and GMACs per component (the model family's `profile`), without reading data.
 """
 
 from __future__ import annotations
@@ -19,21 +19,36 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from datamodules import build_datamodule
-from mtv import ConfigError, Ensemble
-from mtv.training.module import VideoClassifier
-from mtv.models.mtv.checkpoint_init import model_weights
+from mtv import ConfigError
 from mtv.interop.checkpoint import load_model_checkpoint
-from mtv.models.mtv.profile import format_profile, profile_model
+from mtv.models import get_family
+from mtv.models.ensemble import Ensemble
+from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.runner.data import ResumableData, data_position
-from mtv.runner.models import build_model
+from mtv.runner.models import describe_model, format_profile_of, inputs_of, model_of, profile_of
 from mtv.runner.results import write_json
 from mtv.runner.trackers import build_callbacks, build_loggers, record_summary
+from mtv.schema import to_schema
+from mtv.training.module import VideoClassifier
+from mtv.training.optim import OptimConfig
 
 log = logging.getLogger(__name__)
 
 
-def _profile(model: nn.Module, cfg: DictConfig) -> dict[str, Any]:
-    return profile_model(model, num_frames=int(cfg.data.num_frames), image_size=cfg.data.crop_size)
+def _module(cfg: DictConfig, net: nn.Module, mixup: Any = None) -> VideoClassifier:
+    """The LightningModule around `net`, with the run's optimiser, loss and metric settings."""
+    heads = cfg.dataset.get("heads")
+    return VideoClassifier(
+        net=net,
+        optim=to_schema(OptimConfig, cfg.optim, "optim."),
+        num_classes=int(cfg.dataset.num_classes),
+        heads=OmegaConf.to_container(heads) if heads else None,
+        seed=int(cfg.seed),
+        mixup=mixup,
+        compile=bool(cfg.train.compile),
+        activation_checkpointing=bool(cfg.train.activation_checkpointing),
+        run_config=OmegaConf.to_container(cfg, resolve=True),
+    )
 
 
 def _size_fields(profile: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +68,6 @@ def _trainer(cfg: DictConfig, run_dir: Path, loggers: list, callbacks: list) -> 
         logger=loggers,
         callbacks=callbacks,
         default_root_dir=str(run_dir),
-        enable_progress_bar=bool(cfg.callbacks.progress_bar),
     )
 
 
@@ -69,15 +83,15 @@ def _metrics(trainer: L.Trainer) -> dict[str, float]:
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True)
     dm = build_datamodule(cfg)
-    module = VideoClassifier(OmegaConf.to_container(cfg, resolve=True), mixup=dm.mixup)
-    sizes = _size_fields(_profile(module.model, cfg))
+    module = _module(cfg, model_of(cfg), mixup=dm.mixup)
+    sizes = _size_fields(profile_of(module.model, cfg.model, inputs_of(cfg)))
     last = run_dir / "checkpoints" / "last.ckpt"
     resume_from = str(last) if cfg.resume and last.exists() else None
     if cfg.resume and resume_from is None:
         log.info("resume: no %s yet, starting from scratch", last)
     position = data_position(resume_from)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
-    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg, run_dir))
+    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     data = ResumableData(dm, int(cfg.seed), position)
     trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=False)
@@ -110,8 +124,7 @@ def load_checkpoint_model(path: str) -> tuple[nn.Module, dict[str, Any]]:
         return model, {"num_classes": meta["num_classes"], "num_frames": meta["num_frames"],
                        "crop_size": _size(meta["image_size"]), "model": meta["model_cfg"]}
     trained = raw["hyper_parameters"]["cfg"]
-    # rebuild without init (ViT files etc. are not needed: every weight comes from the checkpoint)
-    model = build_model({**trained, "model": {**trained["model"], "init": {}}})
+    model = model_of(trained, with_init=False)  # every weight comes from the checkpoint
     model.load_state_dict(model_weights(raw["state_dict"]))
     return model, {"num_classes": trained["dataset"]["num_classes"], "num_frames": trained["data"]["num_frames"],
                    "crop_size": _size(trained["data"]["crop_size"]), "model": trained["model"]}
@@ -120,11 +133,10 @@ def load_checkpoint_model(path: str) -> tuple[nn.Module, dict[str, Any]]:
 def _described(model_cfgs: list[dict[str, Any]]) -> dict[str, Any]:
     """results.json's model fields for the evaluated checkpoint(s), not for the command line's model."""
     if len(model_cfgs) == 1:
-        m = model_cfgs[0]
-        return {"model": m["name"], "variant": m["variant"], "views": m["variant"].split("+"),
-                "fusion": {k: m["fusion"].get(k) for k in ("type", "layers", "bottleneck_tokens")}}
-    variants = [m["variant"] for m in model_cfgs]
-    return {"model": "ensemble", "variant": " | ".join(variants), "views": variants, "fusion": {"type": "ensemble"}}
+        return describe_model(model_cfgs[0])
+    members = [describe_model(m) for m in model_cfgs]
+    return {"model": "ensemble", "members": members,
+            "variant": " | ".join(str(m.get("variant", m["model"])) for m in members)}
 
 
 def _check_same_input(cfg: DictConfig, trained: dict[str, Any], path: str) -> None:
@@ -148,9 +160,13 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if len(models) == 1:
         model = models[0]
     else:  # ensemble of separately trained checkpoints (members of ensembles are flattened)
+        kinds = {get_family(str(m["name"])).name for m in model_cfgs}
+        if len(kinds) > 1:
+            raise ConfigError(f"ckpt_paths mixes model families ({', '.join(sorted(kinds))}): an evaluated "
+                              "ensemble is counted by one family; evaluate the families separately")
         model = Ensemble([m for model in models for m in (model.members if isinstance(model, Ensemble) else [model])])
-    module = VideoClassifier(OmegaConf.to_container(cfg, resolve=True), model=model)
-    sizes = _size_fields(_profile(module.model, cfg))
+    module = _module(cfg, model)
+    sizes = _size_fields(profile_of(module.model, model_cfgs[0], inputs_of(cfg)))
     dm = build_datamodule(cfg)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero())
     trainer = _trainer(cfg, run_dir, loggers, [])
@@ -171,9 +187,9 @@ def profile(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # shapes are all counting needs: no memory, no random init, no checkpoint files read
     resolved = OmegaConf.to_container(cfg, resolve=True)
     with torch.device("meta"):
-        model = build_model({**resolved, "model": {**resolved["model"], "init": {}}})
-    result = _profile(model, cfg)
-    print(format_profile(result))
+        model = model_of(resolved, with_init=False)
+    result = profile_of(model, resolved["model"], inputs_of(resolved))
+    print(format_profile_of(result, resolved["model"]))
     write_json(run_dir / "profile.json", result)
     return {**_size_fields(result), "metrics": {}}
 

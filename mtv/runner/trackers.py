@@ -1,84 +1,76 @@
-"""Loggers and callbacks of a run: CSV always, W&B (offline by default) or TensorBoard on request.
+"""Loggers and callbacks of a run, built from the `_target_` nodes of `logger` and `callbacks`.
 
-W&B: one run per job, group = experiment (and sweep), name = the job's overrides, full resolved config,
-rank 0 only (Lightning's WandbLogger creates the run on rank 0 alone). The run id is kept in the run
-directory (`wandb_id.txt`), so a resumed job continues the same W&B run.
+Adding a logger or callback is a YAML file (conf/logger/*.yaml, conf/callbacks/*.yaml) naming a Lightning
+Logger / Callback class and its arguments; nothing here names one. Every logger gets the resolved run
+config as its hyperparameters (W&B config, CSV hparams.yaml, MLflow params).
+
+W&B (conf/logger/wandb.yaml): one run per job, group = experiment (and sweep), name = the job's
+overrides, offline by default. Its id is kept in the run directory (`wandb_id.txt`, resolver
+`${mtv.run_id:...}` in mtv.runner.resolvers), so a resumed job continues the same W&B run.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import secrets
 from pathlib import Path
 from typing import Any
 
 import hydra.utils
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+
+from mtv.runner.resolvers import RUN_ID_FILE, run_id
 
 log = logging.getLogger(__name__)
 
-WANDB_MODES = ("offline", "online", "disabled")
-WANDB_ID_FILE = "wandb_id.txt"
-
-
-def wandb_run_id(run_dir: Path) -> str:
-    """The W&B run id of this run directory (created once, then reused on resume)."""
-    path = run_dir / WANDB_ID_FILE
-    if path.exists():
-        return path.read_text().strip()
-    run_id = secrets.token_hex(4)
-    path.write_text(run_id)
-    return run_id
-
-
-def _csv_logger(run_dir: Path, keep_before_step: int | None) -> CSVLogger:
+class ResumableCSVLogger(CSVLogger):
     """<run dir>/metrics.csv. On resume, the rows logged before the checkpoint's step are kept
-    (Lightning's CSV writer empties the file when it starts)."""
-    path = run_dir / "metrics.csv"
-    previous = []
-    if keep_before_step is not None and path.exists():
+    (Lightning's CSV writer empties the file when it starts): call `keep_before_step` first."""
+
+    def __init__(self, save_dir: str) -> None:
+        super().__init__(save_dir=save_dir, name="", version="")
+
+    def keep_before_step(self, step: int) -> None:
+        path = Path(self.log_dir) / "metrics.csv"
+        if not path.exists():
+            return
         with path.open(newline="") as handle:
-            previous = [row for row in csv.DictReader(handle) if int(row["step"] or 0) < keep_before_step]
-    logger = CSVLogger(save_dir=str(run_dir), name="", version="")
-    if previous:
-        writer = logger.experiment  # creating it empties metrics.csv
-        writer.metrics_keys = sorted(set().union(*previous))
-        with path.open("w", newline="") as handle:
-            out = csv.DictWriter(handle, fieldnames=writer.metrics_keys)
-            out.writeheader()
-            out.writerows(previous)
-    return logger
+            previous = [row for row in csv.DictReader(handle) if int(row["step"] or 0) < step]
+        if previous:
+            writer = self.experiment  # creating it empties metrics.csv
+            writer.metrics_keys = sorted(set().union(*previous))
+            with path.open("w", newline="") as handle:
+                out = csv.DictWriter(handle, fieldnames=writer.metrics_keys)
+                out.writeheader()
+                out.writerows(previous)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt at the end of every epoch and, with `every_n_train_steps`, every N steps."""
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None = None) -> None:
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._every_n_train_steps and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, is_rank_zero: bool, resume_step: int | None = None) -> list[Logger]:
-    """CSV always; W&B / TensorBoard as configured. `resume_step`: the global step training resumes at."""
-    loggers: list[Logger] = [_csv_logger(run_dir, resume_step if is_rank_zero else None)]
-    if "tensorboard" in cfg.logger:
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
-    if "wandb" in cfg.logger:
-        w = cfg.logger.wandb
-        loggers.append(
-            WandbLogger(
-                project=w.project,
-                entity=w.entity,
-                group=w.group,
-                name=w.name,
-                tags=list(w.tags),
-                job_type=cfg.task,
-                id=wandb_run_id(run_dir) if is_rank_zero else None,
-                resume="allow",
-                save_dir=str(run_dir),
-                mode=w.mode,
-                config=OmegaConf.to_container(cfg, resolve=True),
-            )
-        )
+    """The `logger` nodes, instantiated, given the run config; `resume_step`: the step training resumes at."""
+    loggers: list[Logger] = [hydra.utils.instantiate(node) for node in cfg.logger.values()]
+    params = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        if resume_step is not None and is_rank_zero and isinstance(logger, ResumableCSVLogger):
+            logger.keep_before_step(resume_step)
+        logger.log_hyperparams(params)
+    if is_rank_zero and any(isinstance(logger, WandbLogger) for logger in loggers):
+        (run_dir / RUN_ID_FILE).write_text(run_id(str(run_dir)))
     return loggers
-
-
 @rank_zero_only
 def record_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
     """Summary values (params, GMACs per view, ...) so the W&B dashboard can chart accuracy vs compute."""
@@ -95,18 +87,6 @@ def finish_wandb(failed: bool) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    """last.ckpt (every epoch and, optionally, every N steps) and best.ckpt (by the monitored metric)."""
-    c = cfg.callbacks
-    ckpt_dir = str(run_dir / "checkpoints")
-    callbacks: list[Callback] = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=c.checkpoint.monitor, mode=c.checkpoint.mode,
-                        save_top_k=1, save_last=False, enable_version_counter=False, auto_insert_metric_name=False),
-        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True),  # end of every epoch
-    ]
-    if c.checkpoint.every_n_train_steps:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                                         every_n_train_steps=int(c.checkpoint.every_n_train_steps)))
-    for spec in (c.get("extra") or {}).values():
-        callbacks.append(hydra.utils.instantiate(spec))
-    return callbacks
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The `callbacks` nodes, instantiated (start-up checks made sure each is a Lightning Callback)."""
+    return [hydra.utils.instantiate(node) for node in cfg.callbacks.values()]

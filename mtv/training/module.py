@@ -23,10 +23,9 @@ from torchmetrics.aggregation import SumMetric
 
 from datamodules import MixupCutmix, MultiViewAggregator
 from datamodules.mixup import smooth_one_hot
-from mtv import Ensemble
+from mtv.models.ensemble import Ensemble
 from mtv.training.metrics import ClassificationMetrics, split_heads
-from mtv.training.optim import build_optimizer, build_scheduler
-from mtv.runner.models import build_model
+from mtv.training.optim import OptimConfig, build_optimizer, build_scheduler
 
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor, heads: dict[str, int] | None) -> Tensor:
@@ -46,22 +45,36 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 class VideoClassifier(L.LightningModule):
-    """`cfg`: the whole resolved config as a plain dict (kept in every checkpoint, so `task=eval` can
-    rebuild the model). `model`: use this model instead of building one from `cfg` (ensemble eval)."""
+    """Trains and evaluates `net`, a model mapping video (B, 3, T, H, W) to logits (B, classes).
 
-    def __init__(self, cfg: dict[str, Any], model: nn.Module | None = None, mixup: MixupCutmix | None = None):
+    Everything it needs is an explicit argument. `run_config` (the resolved run config, a plain dict) is
+    only stored in every checkpoint as `hyper_parameters["cfg"]`, so that `task=eval` can rebuild `net`.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optim: OptimConfig,
+        num_classes: int,
+        heads: dict[str, int] | None = None,
+        seed: int = 0,
+        mixup: MixupCutmix | None = None,
+        compile: bool = False,
+        activation_checkpointing: bool = False,
+        run_config: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
-        self.save_hyperparameters({"cfg": cfg}, logger=False)
-        self.cfg = cfg
-        self.model = model if model is not None else build_model(cfg)
+        self.save_hyperparameters({"cfg": run_config}, logger=False)
+        self.model = net
+        self.optim = optim
+        self.seed = seed
         self.mixup = mixup
-        heads = cfg["dataset"].get("heads")
         self.heads = {k: int(v) for k, v in heads.items()} if heads else None
-        self.num_classes = int(cfg["dataset"]["num_classes"])
-        if cfg["train"]["activation_checkpointing"]:
+        self.num_classes = int(num_classes)
+        if activation_checkpointing:
             for part in self._parts():
                 part.grad_checkpointing = True
-        if cfg["train"]["compile"]:
+        if compile:
             self.model.compile()
         self.val_metrics = ClassificationMetrics(self.num_classes, self.heads)
         self.test_clip_metrics = ClassificationMetrics(self.num_classes, self.heads)
@@ -78,7 +91,7 @@ class VideoClassifier(L.LightningModule):
 
     # ---- training -----------------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        seed = step_seed(int(self.cfg["seed"]), self.global_step, self.global_rank)
+        seed = step_seed(self.seed, self.global_step, self.global_rank)
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed)
@@ -98,7 +111,6 @@ class VideoClassifier(L.LightningModule):
         if "num_bad" in batch:
             self.train_unreadable.update(batch["num_bad"].sum())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(video))
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def on_train_epoch_end(self) -> None:
@@ -106,14 +118,12 @@ class VideoClassifier(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:
-        max_norm = self.cfg["optim"]["grad_clip"]
-        if max_norm:
+        if self.optim.grad_clip:
             for part in self._parts():
-                torch.nn.utils.clip_grad_norm_(part.parameters(), float(max_norm))
+                torch.nn.utils.clip_grad_norm_(part.parameters(), self.optim.grad_clip)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optim = self.cfg["optim"]
-        optimizer = build_optimizer(self.model, optim)
+        optimizer = build_optimizer(self.model, self.optim)
         total = int(self.trainer.estimated_stepping_batches)
         epochs = max(int(self.trainer.max_epochs or 1), 1)
         per_epoch = (
@@ -121,7 +131,7 @@ class VideoClassifier(L.LightningModule):
             if self.trainer.max_steps == -1
             else max(int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches, 1)
         )
-        scheduler = build_scheduler(optimizer, optim, per_epoch, total)
+        scheduler = build_scheduler(optimizer, self.optim, per_epoch, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---- validation: one prediction per clip -------------------------------------------------

@@ -14,7 +14,7 @@ from experiments import configs
 from experiments.ablations import TABLES
 from mtv import ConfigError
 from mtv.runner.checks import check_config, check_required
-from mtv.runner.models import model_configs
+from mtv.runner.models import validate_model_of
 
 
 def compose_job(*overrides: str) -> DictConfig:
@@ -42,16 +42,16 @@ def test_every_table1_row_composes_to_its_definition(table: str) -> None:
         assert cfg.ablation == {"table": table, "row": row.name}
         assert cfg.experiment_name == table and cfg.dataset.name == "synthetic"
         for key, value in row.overrides.items():
-            if key == "view":
-                assert cfg.model.variant == OmegaConf.load(REPO / "conf/view" / f"{value}.yaml").variant
-            elif key == "fusion":
+            if key == "model/variant":
+                assert cfg.model.variant == OmegaConf.load(REPO / "conf/model/variant" / f"{value}.yaml").variant
+            elif key == "model/fusion":
                 assert cfg.model.fusion.type == value
             elif key == "model":
                 assert cfg.model.name == value
             else:
                 assert OmegaConf.select(cfg, key) == value
         check_config(cfg)
-        assert model_configs(cfg)
+        validate_model_of(cfg)
 
 
 def test_recipes_carry_scenic_hyper_parameters() -> None:
@@ -88,13 +88,13 @@ def test_launchers_compose() -> None:
     ("overrides", "message"),
     [
         (["model.fusion.layers=[5,12]"], "allowed 0..11"),
-        (["model=slowfast", "view=B2_S4_Ti8"], "tubelet length 1"),
+        (["model=slowfast", "model/variant=B2_S4_Ti8"], "tubelet length 1"),
         (["+model.fusion.layer=[5]"], "model.fusion.layer"),
         (["optim.name=lamb"], "sgd, adamw"),
         (["logger.wandb.mode=cloud"], "offline, online, disabled"),
         (["task=eval", "model=ensemble"], "ckpt_paths"),
         (["task=eval", "ckpt_paths=[]"], "ckpt_paths"),
-        (["model=vivit_fe"], "view=B2"),
+        (["model=mtv_single_view", "model/variant=B2_S4_Ti8"], "model/variant=B2"),
         (["model.init.vit_checkpoints={B: /no/vit_b.npz}"], "/no/vit_b.npz"),
         (["trainer.num_nodes=2", "trainer.strategy=ddp"], "hydra/launcher=slurm"),
     ],
@@ -115,7 +115,7 @@ def test_missing_dataset_root_is_named() -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("view=B3",), "Available options in 'view'"),
+        (("model/variant=B3",), "Available options in 'model/variant'"),
         (("model.fusion.layers=[30]",), "allowed 0..11"),
         (("dataset=kinetics400",), "dataset.root"),
         (("dataset=kinetics400", "dataset.root=/no/such/dir"), "does not exist"),

@@ -126,7 +126,7 @@ def test_killed_run_resumes_to_the_same_result(env: dict, tmp_path: Path) -> Non
     """Killed (SIGKILL) mid-epoch after step 5, resumed from last.ckpt (saved every 2 steps): the same
     final weights and metrics as a run that was never interrupted."""
     common = (*SMOKE, "trainer.max_epochs=2", "trainer.limit_train_batches=6",
-              "callbacks.checkpoint.every_n_train_steps=2", "+callbacks.extra.kill._target_=helpers.KillAt")
+              "callbacks.checkpoint.every_n_train_steps=2", "+callbacks.kill._target_=helpers.KillAt")
     env = {**env, "PYTHONPATH": str(Path(__file__).parent)}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_py(*common, f"hydra.run.dir={straight}", env=env).returncode == 0
@@ -165,7 +165,7 @@ def test_parallel_launcher_runs_jobs_side_by_side(env: dict, tmp_path: Path) -> 
 def test_profile_counts_without_data(env: dict, tmp_path: Path) -> None:
     """Paper-size MTV-B on Kinetics-400 with no dataset on disk: counting reads no data."""
     run_dir = tmp_path / "profile"
-    proc = run_py("task=profile", "experiment=k400_mtv_b", "logger=none", f"hydra.run.dir={run_dir}", env=env)
+    proc = run_py("task=profile", "experiment=k400_mtv_b", "logger=csv", f"hydra.run.dir={run_dir}", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     profile = (run_dir / "profile.json").read_text()
     assert "gmacs_per_view" in profile

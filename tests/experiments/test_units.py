@@ -15,10 +15,10 @@ import yaml
 from experiments.table import build_lines, markdown
 from mtv.training.metrics import ClassificationMetrics
 from mtv.training.module import VideoClassifier, soft_cross_entropy, step_seed
-from mtv.training.optim import param_groups, warmup_cosine
+from mtv.training.optim import OptimConfig, param_groups, warmup_cosine
 from mtv.runner.data import ResumableSampler, SeededDataset
 from mtv.runner.gpu_slots import gpu_slot
-from mtv.runner.models import build_model
+from mtv.runner.models import model_of
 from mtv.runner.resume import expand_resume_argv
 
 torch.set_num_threads(1)
@@ -35,7 +35,7 @@ TINY = {
 
 
 def test_no_weight_decay_on_norms_biases_embeddings_and_tokens() -> None:
-    model = build_model(TINY)
+    model = model_of(TINY)
     groups = param_groups(model, weight_decay=0.05, layer_decay=None)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for g in groups if g["weight_decay"] > 0 for p in g["params"]}
@@ -47,7 +47,7 @@ def test_no_weight_decay_on_norms_biases_embeddings_and_tokens() -> None:
 
 
 def test_layer_decay_scales_grow_towards_the_head() -> None:
-    model = build_model(TINY)
+    model = model_of(TINY)
     groups = param_groups(model, weight_decay=0.0, layer_decay=0.5)
     scale = {n: g["lr_scale"] for g in groups for n, p in model.named_parameters() if any(p is q for q in g["params"])}
     assert scale["head.weight"] == 1.0
@@ -77,10 +77,8 @@ def test_soft_cross_entropy_matches_torch_and_averages_heads() -> None:
 
 
 def test_ensemble_members_are_clipped_separately() -> None:
-    cfg = {**TINY, "model": {**TINY["model"], "name": "ensemble", "fusion": {"type": "none", "layers": []}},
-           "optim": {"grad_clip": 1.0}, "train": {"activation_checkpointing": False, "compile": False},
-           "dataset": {"num_classes": 3, "heads": None}, "seed": 0}
-    module = VideoClassifier(cfg)
+    cfg = {**TINY, "model": {**TINY["model"], "name": "ensemble", "fusion": {"type": "none", "layers": []}}}
+    module = VideoClassifier(model_of(cfg), OptimConfig(grad_clip=1.0), num_classes=3)
     for p in module.model.parameters():
         p.grad = torch.ones_like(p)
     module.configure_gradient_clipping(None)
@@ -140,9 +138,9 @@ def test_gpu_slots_are_exclusive(tmp_path: Path) -> None:
 
 def test_resume_argv_replays_the_saved_overrides(tmp_path: Path) -> None:
     (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra/overrides.yaml").write_text(yaml.safe_dump(["view=B4", "trainer.max_epochs=3", "seed=1"]))
+    (tmp_path / ".hydra/overrides.yaml").write_text(yaml.safe_dump(["model/variant=B4", "trainer.max_epochs=3", "seed=1"]))
     argv = expand_resume_argv(["run.py", f"resume={tmp_path}", "trainer.max_epochs=5"])
-    assert argv == ["run.py", "view=B4", "seed=1", "trainer.max_epochs=5", "resume=true", f"hydra.run.dir={tmp_path}"]
+    assert argv == ["run.py", "model/variant=B4", "seed=1", "trainer.max_epochs=5", "resume=true", f"hydra.run.dir={tmp_path}"]
     assert expand_resume_argv(["run.py", "resume=true"]) == ["run.py", "resume=true"]
     with pytest.raises(SystemExit, match="multirun.yaml"):
         expand_resume_argv(["run.py", "-m", f"resume={tmp_path}"])

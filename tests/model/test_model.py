@@ -177,8 +177,8 @@ def test_time_merge_and_gap_classifier():
 
 
 # ---- baselines ------------------------------------------------------------------------------------
-def test_vivit_fe_is_a_single_view_configuration():
-    model = build_model({"name": "vivit_fe", "variant": "Ti/2", **TINY}, 3, 8, 32)
+def test_mtv_single_view_is_a_single_view_configuration():
+    model = build_model({"name": "mtv_single_view", "variant": "Ti/2", **TINY}, 3, 8, 32)
     assert isinstance(model, MTV) and len(model.views) == 1
     assert model(video()).shape == (2, 3)
 

@@ -12,22 +12,15 @@ there the order is part of the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Optional
 
 from mtv.errors import ConfigError
+from mtv.schema import to_schema
 from mtv.models.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
 
-FUSION_TYPES = ("cva", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")
 CLASSIFIERS = ("token", "gap")
-MODEL_NAMES = ("mtv", "vivit_fe", "slowfast", "ensemble")
-MODEL_KEYS = frozenset({
-    "name", "variant", "frame_strides", "encoder_sizes", "members", "fusion", "global_encoder", "classifier",
-    "dropout", "attention_dropout", "stochastic_depth", "init",
-})
-FUSION_KEYS = frozenset({"type", "layers", "bottleneck_tokens", "descending", "use_query_config"})
-GLOBAL_ENCODER_KEYS = frozenset({"num_layers", "num_heads", "mlp_dim", "hidden_size", "merge"})
 
 
 @dataclass(frozen=True)
@@ -44,22 +37,57 @@ class ViewConfig:
     size: str = ""  # encoder size name ("B"), empty when built from explicit numbers
 
 
-@dataclass(frozen=True)
+@dataclass
 class FusionConfig:
-    type: str = "none"
-    layers: tuple[int, ...] = ()
+    """`model.fusion` (conf/model/fusion/*.yaml): how the views exchange information."""
+
+    type: str = "none"  # cva | bottleneck | mlp | none (mtv.models.mtv.fusion.FUSIONS)
+    layers: tuple[int, ...] = ()  # 0-based layer indices, bottom-aligned over views
     bottleneck_tokens: int = 4
     descending: bool = True  # scenic's fuse_in_descending_order: the fewer-token view queries its neighbour
     use_query_config: bool = True  # CVA width/heads follow the query view
 
 
-@dataclass(frozen=True)
+@dataclass
 class GlobalEncoderConfig:
+    """`model.global_encoder`: the transformer over time on the merged view features."""
+
     num_layers: int = 12
     num_heads: int = 8
     mlp_dim: int = 3072
     hidden_size: int = 768  # used by merge='time' only; 'channel' runs at the sum of view widths
-    merge: str = "channel"
+    merge: str = "channel"  # channel | time
+
+
+@dataclass
+class MTVInitConfig:
+    """`model.init`: where the weights come from before training."""
+
+    vit_checkpoints: Optional[Any] = None  # ImageNet ViT per view: {Ti: path, ...} or a list in variant order
+    inflation: str = "central_frame"  # central_frame | average: 2-D patch kernels -> tubelets
+    checkpoint: Optional[str] = None  # fine-tune from an MTV checkpoint (e.g. `python -m mtv.interop.convert` output)
+    restore_head: bool = False  # also take the classifier from init.checkpoint
+
+
+@dataclass
+class MTVModelConfig:
+    """The `model` node of the MTV family (conf/model/{mtv,slowfast,mtv_single_view,ensemble}.yaml).
+
+    This dataclass is the only definition of its keys and defaults; Hydra registers it as `model/mtv_schema`.
+    """
+
+    name: str = "mtv"  # mtv | slowfast | mtv_single_view | ensemble
+    variant: Optional[str] = None  # e.g. B/2+S/4+Ti/8 (conf/model/variant/*.yaml); any order
+    frame_strides: Optional[list[int]] = None  # per view, as written in `variant` (SlowFast)
+    encoder_sizes: Optional[dict[str, Any]] = None  # {Ti: {hidden_size, num_heads, mlp_dim, num_layers}}
+    members: Optional[list[str]] = None  # model=ensemble: one single-view model per entry (default: the views)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    global_encoder: GlobalEncoderConfig = field(default_factory=GlobalEncoderConfig)
+    classifier: str = "token"  # token | gap
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    stochastic_depth: float = 0.0  # scenic model default; conf/model/mtv.yaml sets the recipe value
+    init: MTVInitConfig = field(default_factory=MTVInitConfig)
 
 
 @dataclass(frozen=True)
@@ -130,22 +158,17 @@ class MTVConfig:
         num_frames: int,
         image_size: int | Sequence[int],
     ) -> MTVConfig:
-        """Build from the Hydra `model` node (schema in docs/architecture.md) and validate."""
-        _reject_unknown(model_cfg, MODEL_KEYS, "model.")
-        _reject_unknown(model_cfg.get("fusion"), FUSION_KEYS, "model.fusion.")
-        _reject_unknown(model_cfg.get("global_encoder"), GLOBAL_ENCODER_KEYS, "model.global_encoder.")
-        name = str(model_cfg.get("name", "mtv"))
-        if name not in MODEL_NAMES:
-            raise ConfigError(f"model.name={name!r} is not one of {', '.join(MODEL_NAMES)}")
-        specs = parse_variant(model_cfg.get("variant"))
-        strides = model_cfg.get("frame_strides") or [1] * len(specs)
+        """Build from the `model` node (an MTVModelConfig, or a mapping of its keys) and validate."""
+        node = to_schema(MTVModelConfig, model_cfg, "model.")
+        specs = parse_variant(node.variant)
+        strides = node.frame_strides or [1] * len(specs)
         strides = [int(s) for s in strides]
         if len(strides) != len(specs) or min(strides) < 1:
             raise ConfigError(
                 f"model.frame_strides={strides}: give one positive integer per view of "
-                f"model.variant={model_cfg.get('variant')!r} ({len(specs)} views)"
+                f"model.variant={node.variant!r} ({len(specs)} views)"
             )
-        if name == "slowfast":
+        if node.name == "slowfast":
             tubelets = [s.name for s in specs if s.patch[2] != 1]
             if tubelets:
                 raise ConfigError(
@@ -153,7 +176,7 @@ class MTVConfig:
                     f"frame rate, model.frame_strides), but model.variant has {', '.join(tubelets)}; "
                     "use e.g. model.variant='B/1+Ti/1' model.frame_strides=[4,1]"
                 )
-        sizes = _encoder_sizes(model_cfg.get("encoder_sizes"))
+        sizes = _encoder_sizes(node.encoder_sizes)
         views = [_view_from_spec(spec, stride, sizes) for spec, stride in zip(specs, strides)]
         size = _image_size(image_size)
         # canonical order: fewest tokens per clip first; stable, so ties keep the written order
@@ -163,33 +186,18 @@ class MTVConfig:
 
         order = sorted(range(len(views)), key=tokens)
         written = tuple(order.index(k) for k in range(len(views)))
-        fusion_cfg = model_cfg.get("fusion") or {}
-        fusion = FusionConfig(
-            type=str(fusion_cfg.get("type", "none")),
-            layers=_layers(fusion_cfg.get("layers", ())),
-            bottleneck_tokens=int(fusion_cfg.get("bottleneck_tokens", 4)),
-            descending=bool(fusion_cfg.get("descending", True)),
-            use_query_config=bool(fusion_cfg.get("use_query_config", True)),
-        )
-        g = model_cfg.get("global_encoder") or {}
-        global_encoder = GlobalEncoderConfig(
-            num_layers=int(g.get("num_layers", 12)),
-            num_heads=int(g.get("num_heads", 8)),
-            mlp_dim=int(g.get("mlp_dim", 3072)),
-            hidden_size=int(g.get("hidden_size", 768)),
-            merge=str(g.get("merge", "channel")),
-        )
+        fusion = replace(node.fusion, layers=_layers(node.fusion.layers))
         config = cls(
             views=tuple(views[k] for k in order),
             num_classes=int(num_classes),
             num_frames=int(num_frames),
             image_size=size,
             fusion=fusion,
-            global_encoder=global_encoder,
-            classifier=str(model_cfg.get("classifier", "token")),
-            dropout=float(model_cfg.get("dropout", 0.0)),
-            attention_dropout=float(model_cfg.get("attention_dropout", 0.0)),
-            stochastic_depth=float(model_cfg.get("stochastic_depth", 0.0)),
+            global_encoder=node.global_encoder,
+            classifier=node.classifier,
+            dropout=node.dropout,
+            attention_dropout=node.attention_dropout,
+            stochastic_depth=node.stochastic_depth,
             written_order=written,
         )
         config.validate()
@@ -279,8 +287,10 @@ class MTVConfig:
             raise ConfigError(
                 f"model.global_encoder.merge={self.global_encoder.merge!r} is not one of {', '.join(MERGE_AXES)}"
             )
-        if self.fusion.type not in FUSION_TYPES:
-            raise ConfigError(f"model.fusion.type={self.fusion.type!r} is not one of {', '.join(FUSION_TYPES)}")
+        from mtv.models.mtv.fusion import FUSIONS  # the fusion types validate themselves; they import this module
+
+        if self.fusion.type not in FUSIONS:
+            raise ConfigError(f"model.fusion.type={self.fusion.type!r} is not one of {', '.join(FUSIONS)}")
         for name, rate in (("dropout", self.dropout), ("attention_dropout", self.attention_dropout),
                            ("stochastic_depth", self.stochastic_depth)):
             if not 0.0 <= rate < 1.0:
@@ -320,49 +330,13 @@ class MTVConfig:
                 f"model.global_encoder.num_heads={self.global_encoder.num_heads} does not divide the global "
                 f"width {self.global_width} (sum of view widths for merge=channel)"
             )
-        self._validate_fusion(counts)
-
-    def _validate_fusion(self, counts: list[int]) -> None:
-        fusion = self.fusion
-        if fusion.type == "none":
-            return
-        if not fusion.layers:
-            raise ConfigError(f"model.fusion.layers is empty for fusion type {fusion.type!r}; give 0-based layers")
-        bad = [layer for layer in fusion.layers if not 0 <= layer < self.depth]
-        if bad:
-            raise ConfigError(
-                f"model.fusion.layers={list(fusion.layers)}: {bad} outside the views' depth; allowed 0..{self.depth - 1}"
-            )
-        if len(self.views) < 2 and fusion.type == "mlp":
-            raise ConfigError("model.fusion.type=mlp needs at least two views")
-        if fusion.type == "cva":
-            for q, kv in self.cva_pairs():
-                src = self.views[q] if fusion.use_query_config else self.views[kv]
-                if src.hidden_size % src.num_heads:
-                    raise ConfigError(f"cross-view attention {q}<-{kv}: heads do not divide width")
-        if fusion.type == "bottleneck" and fusion.bottleneck_tokens < 1:
-            raise ConfigError(f"model.fusion.bottleneck_tokens={fusion.bottleneck_tokens}: must be >= 1")
-        if fusion.type == "mlp":
-            for i in range(len(self.views) - 1):
-                if counts[i + 1] % counts[i]:
-                    raise ConfigError(
-                        f"model.fusion.type=mlp: view {i + 1} has {counts[i + 1]} temporal tokens, not a multiple "
-                        f"of view {i}'s {counts[i]}"
-                    )
-
-
-def _reject_unknown(node: Mapping[str, Any] | None, allowed: frozenset[str], where: str) -> None:
-    unknown = sorted(set(node or {}) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        FUSIONS[self.fusion.type].validate(self)
 
 
 def _encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:
     """ENCODER_SIZES with `model.encoder_sizes` applied (e.g. shrunk encoders for smoke tests)."""
     sizes = dict(ENCODER_SIZES)
-    allowed = {"hidden_size", "num_heads", "mlp_dim", "num_layers"}
+    allowed = {f.name for f in fields(EncoderSize)}
     for name, values in (overrides or {}).items():
         if name not in sizes:
             raise ConfigError(f"model.encoder_sizes.{name}: unknown encoder size; allowed {', '.join(sizes)}")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mtv.errors import ConfigError
 from mtv.models.mtv.config import MTVConfig
 from mtv.models.layers import Block, CrossAttention, drop_path, layer_norm
 
@@ -24,6 +25,25 @@ class Fusion(nn.Module):
     def __init__(self, config: MTVConfig) -> None:
         super().__init__()
         self.layers: frozenset[int] = frozenset(config.fusion.layers)
+
+    @classmethod
+    def validate(cls, config: MTVConfig) -> None:
+        """Raise ConfigError when this fusion type cannot be built for `config` (start-up check)."""
+        if cls is Fusion:
+            return
+        fusion = config.fusion
+        if not fusion.layers:
+            raise ConfigError(f"model.fusion.layers is empty for fusion type {fusion.type!r}; give 0-based layers")
+        bad = [layer for layer in fusion.layers if not 0 <= layer < config.depth]
+        if bad:
+            raise ConfigError(
+                f"model.fusion.layers={list(fusion.layers)}: {bad} outside the views' depth; "
+                f"allowed 0..{config.depth - 1}"
+            )
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """scenic's initialisation of the fusion's own parameters (generic layers are set by the model)."""
 
     def initial_state(self, batch: int, chunks: int) -> Any:
         """State carried from fusion layer to fusion layer (the bottleneck tokens); None by default."""
@@ -72,6 +92,15 @@ class CrossViewAttention(Fusion):
         return [x if block is None else block(x, chunks) for x, block in zip(xs, blocks)], state
 
 
+    @classmethod
+    def validate(cls, config: MTVConfig) -> None:
+        super().validate(config)
+        for q, kv in config.cva_pairs():
+            src = config.views[q] if config.fusion.use_query_config else config.views[kv]
+            if src.hidden_size % src.num_heads:
+                raise ConfigError(f"cross-view attention {q}<-{kv}: heads do not divide width")
+
+
 class BottleneckFusion(Fusion):
     """Bottleneck tokens (n per time chunk) passed from view to view through the views' own blocks.
 
@@ -96,6 +125,20 @@ class BottleneckFusion(Fusion):
                 if width != view.hidden_size:
                     self.projections[f"{layer}_view{v}"] = nn.Linear(width, view.hidden_size)
                     width = view.hidden_size
+
+    @classmethod
+    def validate(cls, config: MTVConfig) -> None:
+        super().validate(config)
+        if config.fusion.bottleneck_tokens < 1:
+            raise ConfigError(f"model.fusion.bottleneck_tokens={config.fusion.bottleneck_tokens}: must be >= 1")
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """N(0, .02) bottleneck tokens, Xavier-uniform width projections with zero biases."""
+        nn.init.normal_(self.tokens, std=0.02)
+        for proj in self.projections.values():
+            nn.init.xavier_uniform_(proj.weight)
+            nn.init.zeros_(proj.bias)
 
     def initial_state(self, batch: int, chunks: int) -> Tensor:
         return self.tokens.expand(batch, -1, -1, -1).reshape(batch * chunks, self.num_tokens, -1)
@@ -139,6 +182,25 @@ class MLPFusion(Fusion):
                 source, target = config.views[i + 1], config.views[i]
                 self.norms[f"{layer}_view{i}"] = layer_norm(source.hidden_size)
                 self.projections[f"{layer}_view{i}"] = nn.Linear(source.hidden_size, target.mlp_dim, bias=False)
+
+    @classmethod
+    def validate(cls, config: MTVConfig) -> None:
+        super().validate(config)
+        if len(config.views) < 2:
+            raise ConfigError("model.fusion.type=mlp needs at least two views")
+        counts = [config.temporal_tokens(i) for i in range(len(config.views))]
+        for i in range(len(config.views) - 1):
+            if counts[i + 1] % counts[i]:
+                raise ConfigError(
+                    f"model.fusion.type=mlp: view {i + 1} has {counts[i + 1]} temporal tokens, not a multiple "
+                    f"of view {i}'s {counts[i]}"
+                )
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Zero projections: the fused input starts switched off, so a ViT-initialised block is unchanged."""
+        for proj in self.projections.values():
+            nn.init.zeros_(proj.weight)
 
     def _align(self, x: Tensor, source: int, target: int) -> Tensor:
         """Average view `source`'s tokens onto view `target`'s token positions (same chunk)."""

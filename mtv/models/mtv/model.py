@@ -155,6 +155,11 @@ class MTV(nn.Module):
             if isinstance(module, Block):
                 module.grad_checkpointing = enabled
 
+    def no_weight_decay(self) -> set[str]:
+        """Embeddings and tokens: position embeddings, CLS tokens, bottleneck tokens."""
+        keys = ("pos_embed", "cls_token", "fusion.tokens")
+        return {name for name, _ in self.named_parameters() if any(key in name for key in keys)}
+
     @property
     def num_layers_for_lr_decay(self) -> int:
         """Layer ids run 0 (tokenizers) .. depth + global layers + 1 (head)."""
@@ -178,7 +183,7 @@ class MTV(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """Xavier-uniform block kernels, N(0, 1e-6) MLP biases, N(0, .02) position embeddings and bottleneck,
-        zero CLS tokens, zero CVA output projections, zero MLP-fusion projections and a zero head."""
+        zero CLS tokens, zero CVA output projections and a zero head; the fusion initialises its own parameters."""
         for module in self.modules():
             if isinstance(module, Attention):
                 dim = module.proj.out_features
@@ -205,16 +210,7 @@ class MTV(nn.Module):
             nn.init.normal_(view.pos_embed, std=0.02)
             if view.cls_token is not None:
                 nn.init.zeros_(view.cls_token)
-        for name, param in self.fusion.named_parameters():
-            if name == "tokens":
-                nn.init.normal_(param, std=0.02)
-            elif name.startswith("projections") and param.ndim == 2:
-                if self.config.fusion.type == "mlp":
-                    nn.init.zeros_(param)  # fused input starts switched off
-                else:
-                    nn.init.xavier_uniform_(param)
-            elif name.startswith("projections"):
-                nn.init.zeros_(param)
+        self.fusion.reset_parameters()
         g = self.global_encoder
         nn.init.normal_(g.pos_embed, std=0.02)
         if g.cls_token is not None:

@@ -17,6 +17,10 @@ class Ensemble(nn.Module):
             raise ValueError("an ensemble needs at least one member model")
         self.members = nn.ModuleList(members)
 
+    def no_weight_decay(self) -> set[str]:
+        return {f"members.{i}.{name}" for i, member in enumerate(self.members)
+                for name in getattr(member, "no_weight_decay", set)()}
+
     def member_logits(self, video: Tensor) -> list[Tensor]:
         return [member(video) for member in self.members]
 
