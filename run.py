@@ -6,7 +6,7 @@ Config groups and recipes are in conf/, their use in docs/experiments.md. Exampl
     python run.py -m experiment=table1a_view_assignment    # a Table 1 sweep (add debug=smoke for CPU)
     python run.py resume=outputs/train/runs/<stamp>        # continue a killed run
     python run.py task=eval ckpt_path=<run>/checkpoints/best.ckpt
-    python run.py task=profile view=mtv_b scale=paper dataset=kinetics400
+    python run.py task=profile model/variant=B2_S4_Ti8 scale=paper dataset=kinetics400
 """
 
 import sys

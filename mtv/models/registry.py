@@ -1,7 +1,8 @@
 """The model-family registry: `model.name` -> the family that owns that model's schema, build and counting.
 
-A family is one subpackage of `mtv.models` (or any module a user imports) that calls `register_family`
-with a `ModelFamily`. The runner, the LightningModule, `task=profile` and the table builder only ever go
+A family is one module that calls `register_family` with a `ModelFamily` on import: a subpackage of
+`mtv.models`, or a module of another installed package named by an entry point in the group `mtv.models`
+(`[project.entry-points."mtv.models"] toy = "toy_package.family"`), loaded with the built-in ones. The runner, the LightningModule, `task=profile` and the table builder only ever go
 through `get_family(name)`; none of them names a family.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib.metadata import entry_points
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +79,8 @@ def register_family(family: ModelFamily) -> ModelFamily:
 
 
 def _load_builtins() -> None:
-    """Import every subpackage of `mtv.models`: each registers its family on import."""
+    """Import every subpackage of `mtv.models` and every `mtv.models` entry point: each registers its
+    family on import."""
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
@@ -87,6 +90,8 @@ def _load_builtins() -> None:
     for module in pkgutil.iter_modules(mtv.models.__path__):
         if module.ispkg:
             importlib.import_module(f"mtv.models.{module.name}")
+    for entry in entry_points(group="mtv.models"):
+        entry.load()
 
 
 def families() -> dict[str, ModelFamily]:
