@@ -98,6 +98,8 @@ def _check_lists(cfg: MoAConfig) -> None:
     for key in ("patch_size", "embed_dim", "window_size", "moa_reduction"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"model.{key}={getattr(cfg, key)} must be a positive integer")
+    if cfg.mlp_ratio <= 0:
+        raise ConfigError(f"model.mlp_ratio={cfg.mlp_ratio} must be positive (MLP width = stage width x this)")
     if any(h < 1 for h in cfg.num_heads):
         raise ConfigError(f"model.num_heads={list(cfg.num_heads)}: every head count must be positive")
     for key in ("dropout", "attention_dropout", "stochastic_depth", "moa_stochastic_depth"):
