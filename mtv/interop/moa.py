@@ -23,7 +23,7 @@ from mtv.models.moa.config import MoAConfig, validate
 from mtv.models.moa.model import MoATransformer
 from mtv.models.registry import ModelInputs
 
-# their keyword -> our `model` key (None: accepted with only the value the port supports)
+# their keyword -> our `model` key
 _KEYS = {
     "patch_size": "patch_size", "embed_dim": "embed_dim", "depths": "depths", "num_heads": "num_heads",
     "window_size": "window_size", "mlp_ratio": "mlp_ratio", "qkv_bias": "qkv_bias", "qk_scale": "qk_scale",
@@ -32,25 +32,28 @@ _KEYS = {
 }
 _FIXED = {"in_chans": 3, "ape": False}  # what the port supports (the authors' defaults)
 _IGNORED = ("use_checkpoint",)  # gradient checkpointing: no effect on the numbers
-_DEFAULTS = {"img_size": 224, "num_classes": 1000}  # the authors' constructor defaults
+# the authors' constructor defaults (not this family's: their window default is 7, their depths have 4 stages)
+_DEFAULTS = {"img_size": 224, "num_classes": 1000, "patch_size": 4, "embed_dim": 96, "depths": [2, 2, 6, 2],
+             "num_heads": [3, 6, 12, 24], "window_size": 7, "mlp_ratio": 4.0, "qkv_bias": True, "qk_scale": None,
+             "drop_rate": 0.0, "attn_drop_rate": 0.0, "drop_path_rate": 0.1, "patch_norm": True}
 
 
 def authors_config(kwargs: Mapping[str, Any]) -> tuple[MoAConfig, ModelInputs]:
     """Our `model` node and inputs for the authors' constructor kwargs (their defaults where one is absent)."""
-    known = {*_KEYS, *_FIXED, *_IGNORED, *_DEFAULTS}
+    known = {*_DEFAULTS, *_FIXED, *_IGNORED}
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise ConfigError(f"MOATransformer kwargs: {', '.join(unknown)} not understood; known: {', '.join(sorted(known))}")
     for key, value in _FIXED.items():
         if key in kwargs and kwargs[key] != value:
             raise ConfigError(f"MOATransformer kwargs: {key}={kwargs[key]!r} is not supported (only {value!r})")
-    values = {ours: kwargs[theirs] for theirs, ours in _KEYS.items() if theirs in kwargs}
-    values = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in values.items()}
-    size = kwargs.get("img_size", _DEFAULTS["img_size"])
+    kwargs = {**_DEFAULTS, **kwargs}
+    values = {ours: list(kwargs[theirs]) if isinstance(kwargs[theirs], (list, tuple)) else kwargs[theirs]
+              for theirs, ours in _KEYS.items()}
+    size = kwargs["img_size"]
     size = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
     cfg = MoAConfig(name="moa", **values)
-    inputs = ModelInputs(num_classes=int(kwargs.get("num_classes", _DEFAULTS["num_classes"])), num_frames=1,
-                         image_size=size)
+    inputs = ModelInputs(num_classes=int(kwargs["num_classes"]), num_frames=1, image_size=size)
     validate(cfg, inputs)
     return cfg, inputs
 

@@ -78,7 +78,8 @@ class GlobalAttention(RelativeBias):
     """
 
     def __init__(self, dim: int, resolution: tuple[int, int], window: int, num_heads: int, reduction: int,
-                 key_stride: int, qk_scale: float | None, attention_dropout: float, dropout: float) -> None:
+                 key_stride: int, qkv_bias: bool, qk_scale: float | None, attention_dropout: float,
+                 dropout: float) -> None:
         grid = (resolution[0] // window, resolution[1] // window)
         super().__init__(grid, num_heads)
         self.resolution = resolution
@@ -87,8 +88,8 @@ class GlobalAttention(RelativeBias):
         reduced = dim // reduction
         self.scale = qk_scale or (dim // num_heads) ** -0.5
         self.pre_conv = nn.Conv2d(dim, reduced, 1)
-        self.q = nn.Linear(reduced * window**2, dim)
-        self.kv = nn.Linear(reduced * (window + 2) ** 2, 2 * dim)
+        self.q = nn.Linear(reduced * window**2, dim, bias=qkv_bias)
+        self.kv = nn.Linear(reduced * (window + 2) ** 2, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.attention_dropout = attention_dropout
         self.dropout = dropout

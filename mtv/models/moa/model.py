@@ -94,7 +94,7 @@ class Stage(nn.Module):
         self.glb_attn: GlobalAttention | None = None
         if stage.moa:
             self.glb_attn = GlobalAttention(stage.dim, stage.resolution, stage.window, stage.num_heads,
-                                            cfg.moa_reduction, stage.moa_key_stride, cfg.qk_scale,
+                                            cfg.moa_reduction, stage.moa_key_stride, cfg.qkv_bias, cfg.qk_scale,
                                             cfg.attention_dropout, cfg.dropout)
             self.post_conv = nn.Conv2d(stage.dim, stage.dim, 3, padding=1)
             self.norm1 = _norm(stage.dim)

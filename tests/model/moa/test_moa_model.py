@@ -50,9 +50,9 @@ CASES = {
     # CIFAR-style, four stages, 8x8 / 4x4 / 2x2 MOA grids with window 4 (the authors' stride 14 crashes here)
     "cifar_w4": (dict(img_size=32, patch_size=1, embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
                       window_size=4, num_classes=3), None),
-    # window 7 on 28 -> 14 -> 7: multi-window MOA below 14, last window not clipped
+    # window 7 on 28 -> 14 -> 7: multi-window MOA below 14, last window not clipped; no q/k/v biases
     "w7_three_stages": (dict(img_size=112, patch_size=4, embed_dim=32, depths=[1, 2, 1], num_heads=[2, 2, 4],
-                             window_size=7, num_classes=4), None),
+                             window_size=7, num_classes=4, qkv_bias=False), None),
     # single-window maps: a one-query MOA at 14x14, then the window clipped 14 -> 7
     "single_window": (dict(img_size=56, patch_size=4, embed_dim=64, depths=[2, 1], num_heads=[2, 4],
                            window_size=14, num_classes=2), None),
@@ -144,3 +144,11 @@ def test_weight_decay_and_layer_ids() -> None:
     assert ids["layers.0.blocks.0.attn.qkv.weight"] == 1 and ids["layers.3.blocks.0.mlp.fc1.weight"] == 4
     assert ids["layers.0.post_conv.weight"] == 1 and ids["layers.2.downsample.reduction.weight"] == 3
     assert all(0 <= i < model.num_layers_for_lr_decay for i in ids.values())
+
+
+def test_absent_kwargs_take_the_authors_constructor_defaults() -> None:
+    """MOATransformer() defaults to window 7 and four stages [2, 2, 6, 2], not this family's moa_tiny values."""
+    cfg, inputs = authors_config({})
+    assert (cfg.window_size, cfg.depths, cfg.num_heads, cfg.embed_dim, cfg.stochastic_depth) == \
+        (7, [2, 2, 6, 2], [3, 6, 12, 24], 96, 0.1)
+    assert inputs == ModelInputs(num_classes=1000, num_frames=1, image_size=(224, 224))
