@@ -43,7 +43,8 @@ def authors_config(kwargs: Mapping[str, Any]) -> tuple[MoAConfig, ModelInputs]:
     known = {*_DEFAULTS, *_FIXED, *_IGNORED}
     unknown = sorted(set(kwargs) - known)
     if unknown:
-        raise ConfigError(f"MOATransformer kwargs: {', '.join(unknown)} not understood; known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"MOATransformer kwargs: {', '.join(unknown)} not understood; known: {', '.join(sorted(known))}")
     for key, value in _FIXED.items():
         if key in kwargs and kwargs[key] != value:
             raise ConfigError(f"MOATransformer kwargs: {key}={kwargs[key]!r} is not supported (only {value!r})")

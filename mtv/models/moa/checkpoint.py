@@ -48,7 +48,8 @@ def read_state_dict(path: str | Path, label: str) -> dict[str, Tensor]:
                 ckpt = ckpt[key]
                 break
     if not isinstance(ckpt, Mapping) or not ckpt or not all(isinstance(v, Tensor) for v in ckpt.values()):
-        raise ConfigError(f"{label}: no state dict of tensors in this file (a dict, or one under 'model' / 'state_dict')")
+        raise ConfigError(
+            f"{label}: no state dict of tensors in this file (a dict, or one under 'model' / 'state_dict')")
     return model_weights(ckpt) if any(k.startswith(MODEL_PREFIX) for k in ckpt) else dict(ckpt)
 
 

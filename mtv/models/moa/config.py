@@ -47,7 +47,7 @@ class MoAConfig:
     stochastic_depth: float = 0.2  # local blocks: linspace(0, this, sum(depths))
     moa_stochastic_depth: float = 0.2  # MOA tails: linspace(0, this, stages - 1); the authors hard-code 0.2
     moa_reduction: int = 32  # MOA works on dim // moa_reduction channels; the authors hard-code 32
-    moa_key_stride: Optional[int] = None  # None: the authors' 14 where it gives one key patch per query, else the window
+    moa_key_stride: Optional[int] = None  # None: the authors' 14 where it gives one key per query, else the window
     init: MoAInitConfig = field(default_factory=MoAInitConfig)
 
 

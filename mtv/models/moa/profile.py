@@ -71,9 +71,11 @@ def format_profile(profile: dict[str, Any]) -> str:
     for name, count in profile["params"].items():
         lines.append(f"| {name} | {count:,} | {profile['gmacs'][name]:.4f} |")
     lines.append(f"| **total** | **{profile['params_total']:,}** | **{profile['gmacs_per_view']:.4f}** |")
-    lines += ["", "| stage | map | width | window | MOA query grid | MOA key stride |", "| --- | --- | ---: | ---: | --- | ---: |"]
+    lines += ["", "| stage | map | width | window | MOA query grid | MOA key stride |",
+              "| --- | --- | ---: | ---: | --- | ---: |"]
     for i, s in enumerate(profile["stages"]):
         grid = "x".join(map(str, s["moa_grid"])) if s["moa"] else "no MOA"
         stride = s["moa_key_stride"] if s["moa"] else "-"
-        lines.append(f"| {i} | {s['resolution'][0]}x{s['resolution'][1]} | {s['dim']} | {s['window']} | {grid} | {stride} |")
+        size = f"{s['resolution'][0]}x{s['resolution'][1]}"
+        lines.append(f"| {i} | {size} | {s['dim']} | {s['window']} | {grid} | {stride} |")
     return "\n".join(lines)

@@ -87,7 +87,8 @@ def test_other_input_size_resizes_relative_tables(authors) -> None:
     one = state["layers.1.glb_attn.relative_position_bias_table"]
     torch.testing.assert_close(weights["layers.1.glb_attn.relative_position_bias_table"], one.expand(9, 2),
                                atol=1e-6, rtol=0)
-    torch.testing.assert_close(weights["layers.0.glb_attn.q.weight"], state["layers.0.glb_attn.q.weight"], atol=0, rtol=0)
+    q = "layers.0.glb_attn.q.weight"
+    torch.testing.assert_close(weights[q], state[q], atol=0, rtol=0)
     with torch.no_grad():
         assert torch.isfinite(model(_images(224, 1))).all()
 

@@ -137,7 +137,8 @@ def test_weight_decay_and_layer_ids() -> None:
     tables = model.no_weight_decay()
     # one table per local block (4 stages x 1 block) and per MOA (stages 0-2 of maps 32, 16, 8 with window 4)
     assert len(tables) == 7 and all(name.endswith("relative_position_bias_table") for name in tables)
-    assert {"layers.0.glb_attn.relative_position_bias_table", "layers.3.blocks.0.attn.relative_position_bias_table"} <= tables
+    assert {"layers.0.glb_attn.relative_position_bias_table",
+            "layers.3.blocks.0.attn.relative_position_bias_table"} <= tables
     ids = {name: model.layer_id(name) for name, _ in model.named_parameters()}
     assert model.num_layers_for_lr_decay == 6
     assert ids["patch_embed.proj.weight"] == 0 and ids["head.weight"] == 5 and ids["norm.weight"] == 5
