@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from mtv.models.layers import Mlp, drop_path
 from mtv.models.moa.attention import GlobalAttention, RelativeBias, WindowAttention
@@ -66,6 +67,7 @@ class LocalBlock(nn.Module):
         self.norm2 = _norm(stage.dim)
         self.mlp = Mlp(stage.dim, int(stage.dim * cfg.mlp_ratio), cfg.dropout, approximate="none")
         self.drop_path = drop_path_rate
+        self.grad_checkpointing = False
 
     def _window_attention(self, x: Tensor) -> Tensor:
         b, _, c = x.shape
@@ -74,9 +76,14 @@ class LocalBlock(nn.Module):
         out = self.attn(windows).reshape(b, h // p, w // p, p, p, c)
         return out.transpose(2, 3).reshape(b, h * w, c)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         x = x + drop_path(self._window_attention(self.norm1(x)), self.drop_path, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
 
 
 class Stage(nn.Module):
@@ -180,6 +187,17 @@ class MoATransformer(nn.Module):
         return self.head(self.forward_features(frames).reshape(b, t, -1).mean(dim=1))
 
     # ---- what training needs ------------------------------------------------------------------
+    @property
+    def grad_checkpointing(self) -> bool:
+        return any(block.grad_checkpointing for block in self.modules() if isinstance(block, LocalBlock))
+
+    @grad_checkpointing.setter
+    def grad_checkpointing(self, enabled: bool) -> None:
+        """Recompute local blocks' activations in backward (T frames per clip multiply their memory)."""
+        for block in self.modules():
+            if isinstance(block, LocalBlock):
+                block.grad_checkpointing = enabled
+
     def no_weight_decay(self) -> set[str]:
         """The relative position bias tables (the authors' `no_weight_decay_keywords`, MOA tables included)."""
         return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}

@@ -124,6 +124,21 @@ def test_smoke_shape_trains() -> None:
     assert any(param.grad.abs().sum() > 0 for name, param in model.named_parameters() if "glb_attn" in name)
 
 
+def test_activation_checkpointing_gives_the_same_gradients() -> None:
+    model = _tiny_video_model(num_frames=2).train()
+    video = torch.rand(2, 3, 2, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    grads = []
+    for enabled in (False, True):
+        model.grad_checkpointing = enabled
+        assert model.grad_checkpointing is enabled
+        model.zero_grad()
+        torch.manual_seed(0)  # the same stochastic-depth draws
+        model(video).square().sum().backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
+
+
 def test_bad_input_shape_is_reported() -> None:
     model = _tiny_video_model().eval()
     with pytest.raises(ValueError, match="built for 32x32"):
