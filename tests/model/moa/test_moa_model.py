@@ -168,3 +168,13 @@ def test_absent_kwargs_take_the_authors_constructor_defaults() -> None:
     assert (cfg.window_size, cfg.depths, cfg.num_heads, cfg.embed_dim, cfg.stochastic_depth) == \
         (7, [2, 2, 6, 2], [3, 6, 12, 24], 96, 0.1)
     assert inputs == ModelInputs(num_classes=1000, num_frames=1, image_size=(224, 224))
+
+
+def test_rectangular_frames() -> None:
+    """Beyond the authors (square only): a 32x16 frame has an 8x4 grid of MOA queries and a 15x7 table."""
+    cfg = compose_model("moa_tiny_32", "embed_dim=32", "depths=[1,1,1]", "num_heads=[1,2,4]")
+    model = get_family("moa").build(cfg, ModelInputs(num_classes=3, num_frames=2, image_size=(32, 16))).eval()
+    assert [s.moa_grid for s in model.geometry] == [(8, 4), (4, 2), (0, 0)]
+    assert model.layers[0].glb_attn.relative_position_bias_table.shape == (15 * 7, 1)
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 2, 32, 16)).shape == (2, 3)
