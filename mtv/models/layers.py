@@ -29,19 +29,22 @@ def drop_path(x: Tensor, rate: float, training: bool, chunks: int = 1) -> Tensor
 
 
 class Mlp(nn.Module):
-    """Dense -> tanh GELU -> dropout -> Dense -> dropout; `extra` is added before the GELU (MLP fusion)."""
+    """Dense -> GELU -> dropout -> Dense -> dropout; `extra` is added before the GELU (MLP fusion).
 
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+    `approximate` is scenic's "tanh" by default; PyTorch-born models (MoA) use the exact "none"."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, approximate: str = "tanh") -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.dropout = dropout
+        self.approximate = approximate
 
     def forward(self, x: Tensor, extra: Tensor | None = None) -> Tensor:
         h = self.fc1(x)
         if extra is not None:
             h = h + extra
-        h = F.dropout(F.gelu(h, approximate="tanh"), self.dropout, self.training)
+        h = F.dropout(F.gelu(h, approximate=self.approximate), self.dropout, self.training)
         return F.dropout(self.fc2(h), self.dropout, self.training)
 
 
