@@ -66,7 +66,8 @@ def torchvision_config(kwargs: Mapping[str, Any]) -> tuple[MViTConfig, ModelInpu
         block_dropout=float(kwargs.get("attention_dropout", 0.0)),
         stochastic_depth=float(kwargs.get("stochastic_depth_prob", 0.0)),
     )
-    height, width = _ints(kwargs["spatial_size"])
+    spatial = kwargs["spatial_size"]
+    height, width = (int(spatial),) * 2 if isinstance(spatial, (int, float)) else _ints(spatial)
     return cfg, ModelInputs(int(kwargs.get("num_classes", 400)), int(kwargs["temporal_size"]), (height, width))
 
 
