@@ -95,3 +95,18 @@ def test_full_size_key_listings_load(fixtures, name, tmp_path):
             key, shape = line.split("\t")
             shapes[key] = torch.empty(json.loads(shape))
     check_fits(model, native(shapes), name)
+
+
+def test_pyslowfast_v2_as_torchvision_kwargs(fixtures):
+    """The v2 case written as torchvision `MViT(...)` arguments from its derived per-block geometry, with the
+    weights in torchvision's layout: torchvision's v2 switches give PySlowFast's logits (spec §2.5: the two
+    differ by 4.2e-7 here)."""
+    config, state, io = _case(fixtures, "sf_v2_tiny")
+    blocks = [{"num_heads": b["heads"], "input_channels": b["dim_in"], "output_channels": b["dim_out"],
+               "kernel_q": b["pool_q"]["kernel"], "kernel_kv": b["pool_kv"]["kernel"],
+               "stride_q": b["pool_q"]["stride"], "stride_kv": b["pool_kv"]["stride"]}
+              for b in config["derived_blocks"]]
+    kwargs = {"spatial_size": [32, 32], "temporal_size": 8, "block_setting": blocks, "residual_pool": True,
+              "residual_with_cls_embed": False, "rel_pos_embed": True, "proj_after_attn": True, "num_classes": 5}
+    model = model_from_torchvision(kwargs, to_torchvision(state, fixtures))
+    torch.testing.assert_close(_logits(model, io["input"]), io["logits"], rtol=0, atol=ATOL)
