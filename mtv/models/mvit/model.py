@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from mtv.models.layers import drop_path
 from mtv.models.mvit.config import BlockGeometry, MViTConfig, has_pool, skip_kernel
@@ -184,6 +185,7 @@ class MViT(nn.Module):
         self.norm = nn.LayerNorm(geometry[-1].dim_out, eps=cfg.norm_eps)
         self.head = Head(geometry[-1].dim_out, num_classes, cfg.dropout)
         self.num_layers_for_lr_decay = depth + 2
+        self.grad_checkpointing = False  # train.activation_checkpointing: recompute blocks in backward
         self.reset_parameters()
 
     @torch.no_grad()
@@ -227,7 +229,10 @@ class MViT(nn.Module):
         if pos is not None:
             x = x + pos
         for block in self.blocks:
-            x, grid = block(x, grid)
+            if self.grad_checkpointing and self.training:
+                x, grid = checkpoint(block, x, grid, use_reentrant=False)
+            else:
+                x, grid = block(x, grid)
         x = self.norm(x)
         return x[:, 0] if self.cls_token is not None else x.mean(1)
 

@@ -111,3 +111,15 @@ def test_layer_decay_and_weight_decay_hooks():
     no_decay = model.no_weight_decay()
     assert {"cls_token", "pos_embed_spatial", "blocks.0.norm1.weight", "head.projection.bias"} <= no_decay
     assert "blocks.0.attn.qkv.weight" not in no_decay and "head.projection.weight" not in no_decay
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    family = get_family("mvit")
+    grads = []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        model = family.build(tiny_config(True), ModelInputs(3, 8, (32, 32))).train()
+        model.grad_checkpointing = enabled
+        model(torch.ones(1, 3, 8, 32, 32)).sum().backward()
+        grads.append(model.blocks[1].attn.qkv.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
