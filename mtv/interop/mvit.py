@@ -76,7 +76,7 @@ def round_width(width: float, multiplier: float, divisor: int = 1) -> int:
     if not multiplier:
         return int(width)
     width *= multiplier
-    out = max(divisor, int(width + divisor / 2) // divisor * divisor)
+    out = max(1, int(width + divisor / 2) // divisor * divisor)
     if out < 0.9 * width:
         out += divisor
     return int(out)

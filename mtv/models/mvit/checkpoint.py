@@ -5,8 +5,8 @@ torchvision state dict goes through `TORCHVISION_KEYS`, whose only reshapes are 
 separable position embeddings ([C] / [N, C] there, [1, 1, C] / [1, N, C] here).
 
 Fine-tuning (`fit_state_dict`) keeps the new head when the class count differs and resizes what follows
-the input, by linear interpolation as PySlowFast's model does at run time: relative-position tables
-along their length, the spatial position embedding over its (square) grid, the temporal one along time.
+the input as PySlowFast's MViT fine-tuning does: relative-position tables linearly along their length,
+the temporal position embedding linearly along time, the spatial one bicubically over its (square) grid.
 Any other missing, unexpected or misshapen key is an error naming the first one and the shape it needs.
 """
 
@@ -115,12 +115,12 @@ def _resize_linear(x: Tensor, size: int) -> Tensor:
 
 
 def _resize_spatial(x: Tensor, shape: torch.Size, grid: tuple[int, int], key: str, source: str) -> Tensor:
-    """(1, side*side, C) -> (1, h*w, C) bilinearly; the source grid must be square."""
+    """(1, side*side, C) -> (1, h*w, C) bicubically (PySlowFast's MViT fine-tuning); the source grid must be square."""
     side = math.isqrt(x.shape[1])
     if side * side != x.shape[1]:
         raise ConfigError(f"{source}: {key} has {x.shape[1]} positions, not a square grid; cannot resize it to {grid}")
     image = x.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    return F.interpolate(image, size=grid, mode="bilinear").permute(0, 2, 3, 1).reshape(shape)
+    return F.interpolate(image, size=grid, mode="bicubic").permute(0, 2, 3, 1).reshape(shape)
 
 
 def fit_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> dict[str, Tensor]:

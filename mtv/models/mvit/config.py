@@ -18,6 +18,7 @@ from typing import List, Optional
 from mtv.errors import ConfigError
 from mtv.models.registry import ModelInputs
 
+# The schema spells List / Optional (not list / X | None): OmegaConf 2.3 structured configs read these.
 POS_EMBEDS = ("separable", "joint", "none")
 
 

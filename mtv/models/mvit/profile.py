@@ -72,8 +72,8 @@ def format_profile(result: dict[str, Any]) -> str:
     """The profile as a Markdown table, one row per component."""
     shape = "x".join(str(s) for s in result["input"])
     lines = [
-        f"{result['model']}, input {shape}: {result['params_total']:,} parameters, "
-        f"{result['gmacs_per_view']:.3f} GMACs per clip (conv + linear + attention matmuls; 1 MAC = 2 FLOPs)",
+        (f"{result['model']}, input {shape}: {result['params_total']:,} parameters, "
+         f"{result['gmacs_per_view']:.3f} GMACs per clip (conv + linear + attention matmuls; 1 MAC = 2 FLOPs)"),
         "",
         "| component | blocks | params | GMACs |",
         "| --- | ---: | ---: | ---: |",

@@ -50,7 +50,7 @@ def tiny_blocks(v2: bool, temporal_stride: int = 1) -> list[MViTBlock]:
 def tiny_config(v2: bool, **changes) -> MViTConfig:
     """A tiny v1 or v2 MViT (a few thousand parameters)."""
     temporal_stride = changes.pop("temporal_stride", 1)
-    fields = dict(blocks=tiny_blocks(v2, temporal_stride), dropout=0.0, stochastic_depth=0.0)
+    fields = {"blocks": tiny_blocks(v2, temporal_stride), "dropout": 0.0, "stochastic_depth": 0.0}
     if v2:
         fields.update(pos_embed="none", rel_pos_spatial=True, rel_pos_temporal=True, residual_pool=True,
                       dim_mul_in_att=True)

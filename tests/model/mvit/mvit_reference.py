@@ -41,16 +41,40 @@ def resize_table(table: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((rows, table.shape[1]))
     for i in range(rows):
         src = max((i + 0.5) * length / rows - 0.5, 0.0)
-        lo = min(int(math.floor(src)), length - 1)
+        lo = min(math.floor(src), length - 1)
         hi = min(lo + 1, length - 1)
         frac = src - lo
         out[i] = table[lo] * (1 - frac) + table[hi] * frac
     return out
 
 
+def _cubic(x: float, a: float = -0.75) -> float:
+    """Keys' cubic convolution kernel with PyTorch's a = -0.75."""
+    x = abs(x)
+    if x <= 1:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return 0.0
+
+
+def resize_cubic(table: np.ndarray, rows: int) -> np.ndarray:
+    """Bicubic resampling along the rows (half-pixel centres, edge rows repeated), as PyTorch's
+    bicubic mode does per axis."""
+    length = table.shape[0]
+    out = np.zeros((rows, *table.shape[1:]))
+    for i in range(rows):
+        src = (i + 0.5) * length / rows - 0.5
+        base = math.floor(src)
+        for tap in range(-1, 3):
+            index = min(max(base + tap, 0), length - 1)
+            out[i] += _cubic(src - (base + tap)) * table[index]
+    return out
+
+
 def rel_index(qi: int, ki: int, q_size: int, k_size: int) -> int:
     q_ratio, k_ratio = max(k_size / q_size, 1.0), max(q_size / k_size, 1.0)
-    return int(math.floor(qi * q_ratio - ki * k_ratio + (k_size - 1) * k_ratio))
+    return math.floor(qi * q_ratio - ki * k_ratio + (k_size - 1) * k_ratio)
 
 
 def attention(x: np.ndarray, grid, p: dict, heads: int, has_cls: bool, pools: dict, rel: bool,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config, to_torchvision
-from mvit_reference import resize_table
+from mvit_reference import resize_cubic, resize_table
 
 from mtv.errors import ConfigError
 from mtv.models.mvit.config import MViTInit
@@ -77,9 +77,8 @@ def test_fine_tuning_v1_resizes_position_embeddings(tmp_path, fixtures):
     got, src = model.state_dict(), source.state_dict()
     temporal = resize_table(src["pos_embed_temporal"][0].double().numpy(), 6)
     np.testing.assert_allclose(got["pos_embed_temporal"][0].numpy(), temporal, rtol=0, atol=1e-6)
-    grid = src["pos_embed_spatial"][0].double().numpy().reshape(8, 8, -1)  # bilinear = rows, then columns
-    rows = np.stack([resize_table(grid[:, w], 12) for w in range(8)], axis=1)
-    spatial = np.stack([resize_table(rows[h], 12) for h in range(12)])
+    grid = src["pos_embed_spatial"][0].double().numpy().reshape(8, 8, -1)  # bicubic = rows, then columns
+    spatial = resize_cubic(resize_cubic(grid, 12).transpose(1, 0, 2), 12).transpose(1, 0, 2)
     np.testing.assert_allclose(got["pos_embed_spatial"][0].numpy(), spatial.reshape(144, -1), rtol=0, atol=1e-6)
     torch.testing.assert_close(got["head.projection.weight"], src["head.projection.weight"])  # same classes: kept
     torch.testing.assert_close(got["pos_embed_class"], src["pos_embed_class"])

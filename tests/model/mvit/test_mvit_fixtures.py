@@ -67,7 +67,7 @@ def test_torchvision_v1_as_pyslowfast_config(fixtures):
     """The v1 case rebuilt from its PySlowFast equivalent (MVIT_B_16x4_CONV + overrides): the DIM_MUL/HEAD_MUL
     grammar, adaptive kv stride and separable position embedding give torchvision's logits (the spec measured
     the two implementations bit-identical on v1)."""
-    tv_config, state, io = _case(fixtures, "tv_v1_tiny")
+    _, state, io = _case(fixtures, "tv_v1_tiny")
     cfg = copy.deepcopy(_case(fixtures, "sf_v2_tiny")[0]["cfg_full"])
     cfg["MVIT"].update(DEPTH=4, DIM_MUL=[[1, 2.0], [3, 2.0]], HEAD_MUL=[[1, 2.0], [3, 2.0]],
                        POOL_Q_STRIDE=[[1, 1, 2, 2], [3, 1, 2, 2]], POOL_KV_STRIDE_ADAPTIVE=[1, 4, 4],

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from conftest import ROOT
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
-from conftest import ROOT
 
 from mtv.models.mvit.config import MViTConfig
 from mtv.models.registry import ModelInputs, get_family
