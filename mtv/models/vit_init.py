@@ -62,17 +62,20 @@ class _ViT:
 
 
 # ---- reading checkpoints -------------------------------------------------------------------------
-def load_vit_checkpoint(path: PathLike) -> dict[str, Tensor]:
+def load_vit_checkpoint(path: PathLike, final_norm: bool = False) -> dict[str, Tensor]:
     """An image ViT's trunk as float32 tensors under canonical timm-like names, whatever the file format.
+
+    `final_norm`: also return the encoder's final LayerNorm as `norm.weight` / `norm.bias` where the file has
+    one (ViViT keeps it; MTV's views have none).
 
     If the checkpoint has a CLS token, `pos_embed` always has a CLS slot: checkpoints that add position
     embeddings before prepending the CLS (big_vision, timm `no_embed_class`) get a zero slot, which computes
     the same thing.
     """
-    return _read(path).tensors
+    return _read(path, final_norm).tensors
 
 
-def _read(path: PathLike) -> _ViT:
+def _read(path: PathLike, final_norm: bool = False) -> _ViT:
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -80,17 +83,17 @@ def _read(path: PathLike) -> _ViT:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with np.load(path) as data:
-            return _from_flax({key: data[key] for key in data.files}, source)
+            return _from_flax({key: data[key] for key in data.files}, source, final_norm)
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return _from_timm(load_file(str(path)), source)
+        return _from_timm(load_file(str(path)), source, final_norm)
     if suffix in _TORCH_SUFFIXES:
         state = torch.load(path, map_location="cpu", weights_only=True)
         for wrapper in ("model", "state_dict"):  # training checkpoints wrap the state dict
             if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
                 state = state[wrapper]
-        return _from_timm(state, source)
+        return _from_timm(state, source, final_norm)
     raise ConfigError(
         f"ViT checkpoint {source}: unknown file type {suffix!r}; use .npz (original ViT / AugReg / big_vision) "
         f"or a timm state dict ({', '.join(_TORCH_SUFFIXES)}, .safetensors)"
@@ -138,7 +141,7 @@ class _Arrays:
             )
 
 
-def _from_flax(arrays: Mapping[str, np.ndarray], source: str) -> _ViT:
+def _from_flax(arrays: Mapping[str, np.ndarray], source: str, final_norm: bool = False) -> _ViT:
     """Original ViT / AugReg / big_vision `.npz`: '/'-joined Flax names, optionally under a train-state prefix."""
     for prefix in _NPZ_PREFIXES:
         if any(key.startswith(prefix) for key in arrays):
@@ -176,11 +179,14 @@ def _from_flax(arrays: Mapping[str, np.ndarray], source: str) -> _ViT:
         for i, fc in enumerate(("fc1", "fc2")):
             out[f"{dst}.mlp.{fc}.weight"] = a.take(f"{mlp}/Dense_{i}/kernel").T
             out[f"{dst}.mlp.{fc}.bias"] = a.take(f"{mlp}/Dense_{i}/bias")
+    if final_norm and "Transformer/encoder_norm/scale" in a:
+        out["norm.weight"] = a.take("Transformer/encoder_norm/scale")
+        out["norm.bias"] = a.take("Transformer/encoder_norm/bias")
     a.check_leftovers(_NPZ_IGNORED)
     return _ViT(_with_cls_slot({k: v.contiguous() for k, v in out.items()}), depth, heads)
 
 
-def _from_timm(state: Mapping[str, Any], source: str) -> _ViT:
+def _from_timm(state: Mapping[str, Any], source: str, final_norm: bool = False) -> _ViT:
     """timm `VisionTransformer` state dict: already canonical, checked for completeness and extras."""
     a = _Arrays(state, source)
     out = {name: a.take(name) for name in ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed")}
@@ -192,6 +198,8 @@ def _from_timm(state: Mapping[str, Any], source: str) -> _ViT:
             for leaf in ("weight", "bias"):
                 name = f"blocks.{layer}.{part}.{leaf}"
                 out[name] = a.take(name)
+    if final_norm and "norm.weight" in a:
+        out |= {name: a.take(name) for name in ("norm.weight", "norm.bias")}
     a.check_leftovers(_TIMM_IGNORED)
     return _ViT(_with_cls_slot(out), depth, None)
 
@@ -298,7 +306,7 @@ def _view_tensors(
     h, w, frames = view.patch
     if kernel.shape[-2:] != (h, w):
         kernel = resize_bilinear(kernel, (h, w))
-    out = {"tokenizer.weight": _inflate(kernel, frames, inflation), "tokenizer.bias": t["patch_embed.proj.bias"]}
+    out = {"tokenizer.weight": inflate_kernel(kernel, frames, inflation), "tokenizer.bias": t["patch_embed.proj.bias"]}
     has_cls = config.classifier == "token"
     if has_cls and "cls_token" in t:
         out["cls_token"] = t["cls_token"].reshape(1, 1, 1, -1).repeat(1, config.temporal_tokens(index), 1, 1)
@@ -311,7 +319,7 @@ def _view_tensors(
     return out
 
 
-def _inflate(kernel: Tensor, frames: int, inflation: str) -> Tensor:
+def inflate_kernel(kernel: Tensor, frames: int, inflation: str) -> Tensor:
     """2-D patch kernel (d, 3, h, w) -> tubelet kernel (d, 3, frames, h, w).
 
     `central_frame`: the kernel at time index frames // 2, zeros elsewhere (scenic's ViT init);

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mtv.errors import ConfigError
-from mtv.models.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
+from mtv.models.variants import EncoderSize, ViewSpec, encoder_sizes, parse_variant
 
 FUSION_TYPES = ("cva", "bottleneck", "mlp", "none")
 MERGE_AXES = ("channel", "time")
@@ -153,7 +153,7 @@ class MTVConfig:
                     f"frame rate, model.frame_strides), but model.variant has {', '.join(tubelets)}; "
                     "use e.g. model.variant='B/1+Ti/1' model.frame_strides=[4,1]"
                 )
-        sizes = _encoder_sizes(model_cfg.get("encoder_sizes"))
+        sizes = encoder_sizes(model_cfg.get("encoder_sizes"))
         views = [_view_from_spec(spec, stride, sizes) for spec, stride in zip(specs, strides)]
         size = _image_size(image_size)
         # canonical order: fewest tokens per clip first; stable, so ties keep the written order
@@ -357,22 +357,6 @@ def _reject_unknown(node: Mapping[str, Any] | None, allowed: frozenset[str], whe
         raise ConfigError(
             f"unknown key(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-
-
-def _encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:
-    """ENCODER_SIZES with `model.encoder_sizes` applied (e.g. shrunk encoders for smoke tests)."""
-    sizes = dict(ENCODER_SIZES)
-    allowed = {"hidden_size", "num_heads", "mlp_dim", "num_layers"}
-    for name, values in (overrides or {}).items():
-        if name not in sizes:
-            raise ConfigError(f"model.encoder_sizes.{name}: unknown encoder size; allowed {', '.join(sizes)}")
-        unknown = set(values) - allowed
-        if unknown:
-            raise ConfigError(
-                f"model.encoder_sizes.{name}: unknown keys {sorted(unknown)}; allowed {', '.join(sorted(allowed))}"
-            )
-        sizes[name] = replace(sizes[name], **{key: int(value) for key, value in values.items()})
-    return sizes
 
 
 def _view_from_spec(spec: ViewSpec, stride: int, sizes: Mapping[str, EncoderSize]) -> ViewConfig:
