@@ -200,3 +200,32 @@ def test_no_weight_decay_names_cls_and_position_embeddings():
     model = FAMILY.build(tiny("factorized_encoder"), TINY_INPUTS)
     assert model.no_weight_decay() == {"spatial_encoder.cls_token", "spatial_encoder.pos_embed",
                                        "temporal_encoder.cls_token", "temporal_encoder.pos_embed"}
+
+
+# ---- the published rows and the K400 recipe -----------------------------------------------------------
+
+def test_published_rows_describe_the_models_we_count():
+    """Each row's attention / classifier builds, and our counts sit just under the paper's GFLOPs (scenic
+    counts element-wise ops too) with the parameters the paper prints (in millions, truncated)."""
+    from experiments.vivit_rows import VIVIT_ROWS
+
+    assert [row["attention"] for row in VIVIT_ROWS] == ["spacetime", "factorized_encoder",
+                                                         "factorized_self_attention", "factorized_dot_product"]
+    for row in VIVIT_ROWS:
+        cfg = ViViTConfig(attention=row["attention"], classifier=row["classifier"])
+        profile = FAMILY.profile(meta_model(cfg), K400)
+        assert 0 < row["paper_gflops"] - profile["gmacs_per_view"] < 0.01 * row["paper_gflops"], row["label"]
+        assert abs(profile["params_total"] / 1e6 - row["paper_params_m"]) < 0.1, row["label"]
+
+
+def test_k400_vivit_experiment_composes_to_a_valid_model(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="model", name="vivit_schema", node=ViViTConfig)  # what the runner does
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=k400_vivit", "dataset.root=/data/k400"])
+    model = OmegaConf.to_object(cfg.model)
+    assert isinstance(model, ViViTConfig) and (model.variant, model.attention) == ("B/2", "spacetime")
+    assert (cfg.data.num_frames, cfg.data.stride, cfg.optim.lr, cfg.trainer.max_epochs) == (32, 2, 0.1, 30)
+    FAMILY.validate(model, ModelInputs(cfg.dataset.num_classes, cfg.data.num_frames, (224, 224)))
