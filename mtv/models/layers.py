@@ -20,12 +20,15 @@ def layer_norm(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=LN_EPS)
 
 
-def drop_path(x: Tensor, rate: float, training: bool, chunks: int = 1) -> Tensor:
-    """Stochastic depth per example, rescaled by 1/(1-rate); one draw shared by an example's `chunks` rows."""
+def drop_path(x: Tensor, rate: float, training: bool, chunks: int = 1, rescale: bool = True) -> Tensor:
+    """Stochastic depth per example, kept rows rescaled by 1/(1-rate) (MTV's StochasticDepth; scenic's ViViT
+    blocks do not rescale: `rescale=False`); one draw shared by an example's `chunks` rows."""
     if rate <= 0.0 or not training:
         return x
     keep = 1.0 - rate
-    mask = torch.empty(x.shape[0] // chunks, device=x.device, dtype=x.dtype).bernoulli_(keep) / keep
+    mask = torch.empty(x.shape[0] // chunks, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    if rescale:
+        mask = mask / keep
     mask = mask.repeat_interleave(chunks).view(-1, *([1] * (x.ndim - 1)))
     return x * mask
 
@@ -106,9 +109,10 @@ class Block(nn.Module):
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         attention: Attention | None = None,
+        drop_path_rescale: bool = True,
     ) -> None:
         """`attention`: a replacement for the block's self-attention (same parameters, another token
-        pattern, e.g. ViViT's factorised dot-product attention)."""
+        pattern, e.g. ViViT's factorised dot-product attention); `drop_path_rescale`: see `drop_path`."""
         super().__init__()
         self.norm1 = layer_norm(dim)
         self.attn = attention if attention is not None else Attention(dim, num_heads, attention_dropout)
@@ -116,14 +120,16 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, mlp_dim, dropout)
         self.dropout = dropout
         self.drop_path = drop_path
+        self.drop_path_rescale = drop_path_rescale
         self.grad_checkpointing = False
 
     def attention_residual(self, x: Tensor, chunks: int = 1) -> Tensor:
         y = F.dropout(self.attn(self.norm1(x)), self.dropout, self.training)
-        return x + drop_path(y, self.drop_path, self.training, chunks)
+        return x + drop_path(y, self.drop_path, self.training, chunks, self.drop_path_rescale)
 
     def mlp_residual(self, x: Tensor, chunks: int = 1, extra: Tensor | None = None) -> Tensor:
-        return x + drop_path(self.mlp(self.norm2(x), extra), self.drop_path, self.training, chunks)
+        y = self.mlp(self.norm2(x), extra)
+        return x + drop_path(y, self.drop_path, self.training, chunks, self.drop_path_rescale)
 
     def _forward(self, x: Tensor, chunks: int) -> Tensor:
         return self.mlp_residual(self.attention_residual(x, chunks), chunks)

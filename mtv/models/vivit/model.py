@@ -109,14 +109,16 @@ class Encoder(nn.Module):
 
 
 def _plain_blocks(spec: ViViTSpec, layers: int, heads: int, mlp_dim: int) -> list[nn.Module]:
-    """Pre-LN blocks with scenic's stochastic-depth ramp lyr / max(L - 1, 1) * rate; model 4's attention."""
+    """Pre-LN blocks with scenic's stochastic depth (ramp lyr / max(L - 1, 1) * rate, kept rows not rescaled);
+    model 4's attention."""
     blocks = []
     for layer in range(layers):
         attention = None
         if spec.attention == FACTORIZED_DOT_PRODUCT:
             attention = FactorizedDotProductAttention(spec.hidden_size, heads, spec.grid[0], spec.attention_dropout)
         rate = spec.stochastic_depth * layer / max(layers - 1, 1)
-        blocks.append(Block(spec.hidden_size, heads, mlp_dim, spec.dropout, spec.attention_dropout, rate, attention))
+        blocks.append(Block(spec.hidden_size, heads, mlp_dim, spec.dropout, spec.attention_dropout, rate, attention,
+                            drop_path_rescale=False))
     return blocks
 
 

@@ -130,6 +130,19 @@ def test_stochastic_depth_follows_scenic():
     assert not any(isinstance(m, Block) for m in model3.modules())
 
 
+def test_stochastic_depth_keeps_rows_unscaled_as_scenic():
+    """scenic's ViViT blocks compute x + y * (1 - drop) per example, without MTV's 1/(1-p) rescaling."""
+    model = FAMILY.build(tiny(stochastic_depth=0.5), TINY_INPUTS).train()
+    block = model.encoder.blocks[1]  # rate 0.5
+    torch.manual_seed(0)
+    x = torch.randn(64, 5, 16)
+    branch = block.mlp(block.norm2(x))
+    rows = (block.mlp_residual(x) - x).detach()
+    kept = [torch.allclose(r, b, atol=1e-6) for r, b in zip(rows, branch.detach())]
+    dropped = [bool(torch.all(r == 0)) for r in rows]
+    assert all(k or d for k, d in zip(kept, dropped)) and 10 < sum(kept) < 54
+
+
 def test_random_init_puts_the_kernel_on_the_central_frame():
     """What scenic's central_frame_initializer means to do; its random init zeroes the width axis instead,
     which the fixture's raw init shows (only width column 1 is set, in both frames)."""
