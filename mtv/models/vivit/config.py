@@ -246,7 +246,9 @@ def spec_from_scenic(config: Mapping[str, Any], num_classes: int, image_size: tu
     attention = SCENIC_ATTENTIONS[kind]
     method = (model.get("temporal_encoding_config") or {}).get("method", "3d_conv")
     if method != "3d_conv":
-        raise ConfigError(f"scenic config model.temporal_encoding_config.method={method!r}: only '3d_conv' is supported")
+        raise ConfigError(
+            f"scenic config model.temporal_encoding_config.method={method!r}: only '3d_conv' is supported"
+        )
     if model.get("representation_size") is not None:
         raise ConfigError("scenic config model.representation_size is set: a pre-logits layer is not supported")
     if attention == FACTORIZED_SELF_ATTENTION and "attention_order" not in attention_cfg:

@@ -186,11 +186,15 @@ def _apply(model: ViViT, updates: dict[str, Tensor], source: str) -> None:
         params[name].copy_(tensor)
 
 
-def init_from_vit(model: ViViT, path: str | Path, inflation: str = "central_frame", posemb_change: str = "tile") -> None:
+def init_from_vit(
+    model: ViViT, path: str | Path, inflation: str = "central_frame", posemb_change: str = "tile"
+) -> None:
     """Load an ImageNet ViT into the model's spatial parts (module docstring)."""
     _apply(model, _vit_updates(model, path, inflation, posemb_change), f"model.init.vit_checkpoint={str(path)!r}")
 
 
-def init_from_checkpoint(model: ViViT, path: str | Path, restore_head: bool = False, posemb_change: str = "tile") -> None:
+def init_from_checkpoint(
+    model: ViViT, path: str | Path, restore_head: bool = False, posemb_change: str = "tile"
+) -> None:
     """Load another ViViT's weights for fine-tuning (module docstring)."""
     _apply(model, _checkpoint_updates(model, path, restore_head, posemb_change), f"model.init.checkpoint={str(path)!r}")

@@ -161,7 +161,8 @@ def test_random_init_puts_the_kernel_on_the_central_frame():
 # ---- bad input: one ConfigError naming the key, before any tensor ---------------------------------------
 
 @pytest.mark.parametrize("cfg, inputs, message", [
-    (tiny("factorized_self_attention", "token"), TINY_INPUTS, r"classifier=token does not work.*Set model.classifier=gap"),
+    (tiny("factorized_self_attention", "token"), TINY_INPUTS,
+     r"classifier=token does not work.*Set model.classifier=gap"),
     (tiny("factorized_dot_product", "token"), TINY_INPUTS, r"CLS token could not gather the whole clip"),
     (ViViTConfig(variant="B/4x2", attention="factorized_dot_product", classifier="gap",
                  encoder_sizes={"B": {"hidden_size": 18, "num_heads": 3, "mlp_dim": 8, "num_layers": 1}}),

@@ -29,7 +29,8 @@ FAMILY = get_family("vivit")
 ATOL = 1e-5
 
 
-def build(attention: str, classifier: str, frames: int = 2, image: tuple[int, int] = (32, 32), **init) -> torch.nn.Module:
+def build(attention: str, classifier: str, frames: int = 2, image: tuple[int, int] = (32, 32),
+          **init) -> torch.nn.Module:
     cfg = ViViTConfig(variant=f"B/{PATCH}x2", attention=attention, classifier=classifier, encoder_sizes=SIZES,
                       init=ViViTInitConfig(**init))
     torch.manual_seed(0)
@@ -188,5 +189,6 @@ def test_checkpoint_with_another_width_names_the_first_misfit(tmp_path):
         ViViTConfig(variant=f"B/{PATCH}x2", encoder_sizes={"B": {**SIZES["B"], "mlp_dim": 16}}),
         ModelInputs(5, 2, (32, 32)))
     path = save(other, tmp_path / "other.ckpt", frames=2)
-    with pytest.raises(ConfigError, match=r"encoder.blocks.0.mlp.fc1.weight has shape \(16, 32\), the model needs \(64, 32\)"):
+    with pytest.raises(ConfigError,
+                       match=r"encoder.blocks.0.mlp.fc1.weight has shape \(16, 32\), the model needs \(64, 32\)"):
         build("spacetime", "token", checkpoint=path)

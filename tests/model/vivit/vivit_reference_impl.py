@@ -167,7 +167,8 @@ def _encoder(x: np.ndarray, p: Arrays, name: str, cls: str | None, layers: int, 
             grid = x.reshape(b, nt, n // nt, d)
             for axis in (("space", "time") if order == "space_time" else ("time", "space")):
                 seq = grid if axis == "space" else grid.transpose(0, 2, 1, 3)  # attention over axis -2
-                seq = seq + _mha(_ln(seq, p, f"{blk}/LayerNorm_{axis}"), p, f"{blk}/MultiHeadDotProductAttention_{axis}")
+                attention = f"{blk}/MultiHeadDotProductAttention_{axis}"
+                seq = seq + _mha(_ln(seq, p, f"{blk}/LayerNorm_{axis}"), p, attention)
                 grid = seq if axis == "space" else seq.transpose(0, 2, 1, 3)
             x = grid.reshape(b, n, d)
             x = x + _mlp(_ln(x, p, f"{blk}/LayerNorm_mlp"), p, f"{blk}/MlpBlock")
