@@ -55,7 +55,9 @@ _TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
 @dataclass(frozen=True)
-class _ViT:
+class ViTTrunk:
+    """A read image-ViT checkpoint: its tensors (canonical names) and what the file says about its shape."""
+
     tensors: dict[str, Tensor]  # canonical names
     depth: int
     num_heads: int | None  # Flax files record it in the attention kernels; timm state dicts do not
@@ -72,10 +74,11 @@ def load_vit_checkpoint(path: PathLike, final_norm: bool = False) -> dict[str, T
     embeddings before prepending the CLS (big_vision, timm `no_embed_class`) get a zero slot, which computes
     the same thing.
     """
-    return _read(path, final_norm).tensors
+    return read_vit_trunk(path, final_norm).tensors
 
 
-def _read(path: PathLike, final_norm: bool = False) -> _ViT:
+def read_vit_trunk(path: PathLike, final_norm: bool = False) -> ViTTrunk:
+    """`load_vit_checkpoint` with the depth and, for Flax files, the head count."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -141,7 +144,7 @@ class _Arrays:
             )
 
 
-def _from_flax(arrays: Mapping[str, np.ndarray], source: str, final_norm: bool = False) -> _ViT:
+def _from_flax(arrays: Mapping[str, np.ndarray], source: str, final_norm: bool = False) -> ViTTrunk:
     """Original ViT / AugReg / big_vision `.npz`: '/'-joined Flax names, optionally under a train-state prefix."""
     for prefix in _NPZ_PREFIXES:
         if any(key.startswith(prefix) for key in arrays):
@@ -183,10 +186,10 @@ def _from_flax(arrays: Mapping[str, np.ndarray], source: str, final_norm: bool =
         out["norm.weight"] = a.take("Transformer/encoder_norm/scale")
         out["norm.bias"] = a.take("Transformer/encoder_norm/bias")
     a.check_leftovers(_NPZ_IGNORED)
-    return _ViT(_with_cls_slot({k: v.contiguous() for k, v in out.items()}), depth, heads)
+    return ViTTrunk(_with_cls_slot({k: v.contiguous() for k, v in out.items()}), depth, heads)
 
 
-def _from_timm(state: Mapping[str, Any], source: str, final_norm: bool = False) -> _ViT:
+def _from_timm(state: Mapping[str, Any], source: str, final_norm: bool = False) -> ViTTrunk:
     """timm `VisionTransformer` state dict: already canonical, checked for completeness and extras."""
     a = _Arrays(state, source)
     out = {name: a.take(name) for name in ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed")}
@@ -201,7 +204,7 @@ def _from_timm(state: Mapping[str, Any], source: str, final_norm: bool = False) 
     if final_norm and "norm.weight" in a:
         out |= {name: a.take(name) for name in ("norm.weight", "norm.bias")}
     a.check_leftovers(_TIMM_IGNORED)
-    return _ViT(_with_cls_slot(out), depth, None)
+    return ViTTrunk(_with_cls_slot(out), depth, None)
 
 
 def _with_cls_slot(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -231,14 +234,14 @@ def init_views_from_vit(model: MTV, checkpoints: Checkpoints, inflation: str = "
     if inflation not in INFLATIONS:
         raise ConfigError(f"model.init.inflation={inflation!r} is not one of {', '.join(INFLATIONS)}")
     config = model.config
-    loaded: dict[str, _ViT] = {}
+    loaded: dict[str, ViTTrunk] = {}
     updates: dict[str, Tensor] = {}
     for index, path in enumerate(_paths_per_view(config, checkpoints)):
         if path is None:
             continue
         source = str(path)
         if source not in loaded:
-            loaded[source] = _read(path)
+            loaded[source] = read_vit_trunk(path)
         own_pos_embed = model.views[index].pos_embed.detach()
         for name, tensor in _view_tensors(config, index, loaded[source], source, inflation, own_pos_embed).items():
             updates[f"views.{index}.{name}"] = tensor
@@ -282,7 +285,7 @@ def _paths_per_view(config: MTVConfig, checkpoints: Checkpoints) -> list[PathLik
 
 
 def _view_tensors(
-    config: MTVConfig, index: int, vit: _ViT, source: str, inflation: str, own_pos_embed: Tensor
+    config: MTVConfig, index: int, vit: ViTTrunk, source: str, inflation: str, own_pos_embed: Tensor
 ) -> dict[str, Tensor]:
     """New values for view `index`'s parameters (names relative to `model.views[index]`)."""
     view = config.views[index]

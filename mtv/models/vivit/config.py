@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mtv.errors import ConfigError
 from mtv.models.registry import ModelInputs
@@ -221,7 +222,7 @@ def config_from_dict(node: Mapping[str, Any]) -> ViViTConfig:
     type and unknown-key checks, as Hydra's structured config would do."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ViViTConfig), dict(node))
-    except Exception as err:  # OmegaConf's ValidationError / ConfigKeyError name the key
+    except OmegaConfBaseException as err:  # its ValidationError / ConfigKeyError name the key
         raise ConfigError(f"model (vivit): {err}") from err
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 

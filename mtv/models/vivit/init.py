@@ -33,7 +33,7 @@ from torch import Tensor
 from mtv.errors import ConfigError
 from mtv.models.mtv.checkpoint_init import read_state_dict
 from mtv.models.resize import resize_grid
-from mtv.models.vit_init import inflate_kernel, load_vit_checkpoint
+from mtv.models.vit_init import inflate_kernel, read_vit_trunk
 from mtv.models.vivit.config import FACTORIZED_ENCODER, FACTORIZED_SELF_ATTENTION
 from mtv.models.vivit.model import ViViT
 
@@ -95,12 +95,14 @@ def _spatial_grid(model: ViViT) -> tuple[int, int]:
 def _vit_updates(model: ViViT, path: str | Path, inflation: str, posemb_change: str) -> dict[str, Tensor]:
     spec = model.spec
     source = f"model.init.vit_checkpoint={str(path)!r}"
-    vit = load_vit_checkpoint(path, final_norm=True)
+    trunk = read_vit_trunk(path, final_norm=True)
+    vit = trunk.tensors
     kernel = vit["patch_embed.proj.weight"]  # (d, 3, p, p)
-    depth = len({name.split(".")[1] for name in vit if name.startswith("blocks.")})
-    checks = [("width", spec.hidden_size, kernel.shape[0]), ("layers", spec.num_layers, depth),
+    checks = [("width", spec.hidden_size, kernel.shape[0]), ("layers", spec.num_layers, trunk.depth),
               ("MLP width", spec.mlp_dim, vit["blocks.0.mlp.fc1.weight"].shape[0]),
               ("patch", tuple(spec.patch[:2]), tuple(kernel.shape[2:]))]
+    if trunk.num_heads is not None:  # Flax files record it; timm state dicts do not
+        checks.append(("head count", spec.num_heads, trunk.num_heads))
     for what, want, got in checks:
         if want != got:
             raise ConfigError(

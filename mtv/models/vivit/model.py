@@ -49,8 +49,8 @@ class FactorizedDotProductAttention(Attention):
             out = F.scaled_dot_product_attention(*parts, dropout_p=dropout)
             return out.permute(*[axes.index(i) for i in range(5)])
 
-        over_time = attend((0, 2, 3, 1, 4), slice(0, half))  # (B, ns, h, nt, dh)
-        over_space = attend((0, 1, 3, 2, 4), slice(half, heads))  # (B, nt, h, ns, dh)
+        over_time = attend((0, 2, 3, 1, 4), slice(0, half))  # SDPA on (B, ns, h, nt, dh)
+        over_space = attend((0, 1, 3, 2, 4), slice(half, heads))  # SDPA on (B, nt, h, ns, dh)
         return self.proj(torch.cat([over_time, over_space], dim=3).reshape(b, n, d))
 
 

@@ -192,3 +192,10 @@ def test_checkpoint_with_another_width_names_the_first_misfit(tmp_path):
     with pytest.raises(ConfigError,
                        match=r"encoder.blocks.0.mlp.fc1.weight has shape \(16, 32\), the model needs \(64, 32\)"):
         build("spacetime", "token", checkpoint=path)
+
+
+def test_flax_vit_with_another_head_count_is_named(tmp_path):
+    """Same tensor sizes, other heads: only the Flax layout (d, heads, head_dim) tells, and it is checked."""
+    path = str(write_vit("vit_npz", make_vit(), tmp_path, heads=4))
+    with pytest.raises(ConfigError, match="model's head count is 2 but the checkpoint's is 4"):
+        build("spacetime", "token", vit_checkpoint=path)
