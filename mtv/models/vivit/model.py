@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from mtv.models.layers import Attention, Block, Mlp, central_frame_init_, init_vit_layer_, layer_norm
 from mtv.models.vivit.config import (
@@ -70,6 +71,7 @@ class FactorizedSelfAttentionBlock(nn.Module):
         self.norm_mlp = layer_norm(d)
         self.mlp = Mlp(d, spec.mlp_dim, spec.dropout)
         self.dropout = spec.dropout
+        self.grad_checkpointing = False
 
     def _attend(self, x: Tensor, axis: str) -> Tensor:
         b, n, d = x.shape
@@ -79,10 +81,15 @@ class FactorizedSelfAttentionBlock(nn.Module):
         seq = seq + F.dropout(attn(norm(seq)), self.dropout, self.training)
         return seq.reshape(b, n, d) if axis == "space" else seq.view(b, ns, nt, d).transpose(1, 2).reshape(b, n, d)
 
-    def forward(self, x: Tensor, chunks: int = 1) -> Tensor:
+    def _forward(self, x: Tensor) -> Tensor:
         for axis in self.order:
             x = self._attend(x, axis)
         return x + self.mlp(self.norm_mlp(x))
+
+    def forward(self, x: Tensor, chunks: int = 1) -> Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
 
 
 class Encoder(nn.Module):
@@ -164,6 +171,19 @@ class ViViT(nn.Module):
         return self.head(self.forward_features(video))
 
     # ---- options used by training -------------------------------------------------------------
+    def _blocks(self) -> list[nn.Module]:
+        return [block for module in self.modules() if isinstance(module, Encoder) for block in module.blocks]
+
+    @property
+    def grad_checkpointing(self) -> bool:
+        return any(block.grad_checkpointing for block in self._blocks())
+
+    @grad_checkpointing.setter
+    def grad_checkpointing(self, enabled: bool) -> None:
+        """Recompute block activations in backward instead of storing them (ViViT-L model 1: 3137 tokens)."""
+        for block in self._blocks():
+            block.grad_checkpointing = enabled
+
     def no_weight_decay(self) -> set[str]:
         """CLS tokens and position embeddings (timm's convention)."""
         return {name for name, _ in self.named_parameters() if name.endswith(("cls_token", "pos_embed"))}

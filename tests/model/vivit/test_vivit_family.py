@@ -243,3 +243,27 @@ def test_k400_vivit_experiment_composes_to_a_valid_model(tmp_path):
     assert isinstance(model, ViViTConfig) and (model.variant, model.attention) == ("B/2", "spacetime")
     assert (cfg.data.num_frames, cfg.data.stride, cfg.optim.lr, cfg.trainer.max_epochs) == (32, 2, 0.1, 30)
     FAMILY.validate(model, ModelInputs(cfg.dataset.num_classes, cfg.data.num_frames, (224, 224)))
+
+
+@pytest.mark.parametrize("attention, classifier", [("factorized_encoder", "token"),
+                                                   ("factorized_self_attention", "gap")])
+def test_activation_checkpointing_gives_the_same_gradients(attention, classifier, monkeypatch):
+    """The training module sets `model.grad_checkpointing = True` (train.activation_checkpointing)."""
+    model = FAMILY.build(tiny(attention, classifier), TINY_INPUTS).train()
+    torch.nn.init.normal_(model.head.weight)
+    video = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    encoder = model.spatial_encoder if attention == "factorized_encoder" else model.encoder
+    calls = []
+    fc1 = encoder.blocks[0].mlp.fc1
+    forward = fc1.forward
+    monkeypatch.setattr(fc1, "forward", lambda x: calls.append(1) or forward(x))  # module hooks skip recompute
+    grads = []
+    for enabled in (False, True):
+        model.grad_checkpointing = enabled
+        calls.clear()
+        model.zero_grad()
+        model(video).square().sum().backward()
+        assert len(calls) == (2 if enabled else 1)  # recomputed in backward when checkpointing
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
