@@ -199,3 +199,16 @@ def test_flax_vit_with_another_head_count_is_named(tmp_path):
     path = str(write_vit("vit_npz", make_vit(), tmp_path, heads=4))
     with pytest.raises(ConfigError, match="model's head count is 2 but the checkpoint's is 4"):
         build("spacetime", "token", vit_checkpoint=path)
+
+
+@pytest.mark.parametrize("change", ["resize", "resize_tile"])
+def test_model2_spatial_grid_is_resized_for_a_larger_image(tmp_path, change):
+    """Model 2's spatial embedding is one frame's grid: 4x4 -> 6x6 by either resizing method; tile cannot."""
+    sd = make_vit()
+    path = str(write_vit("timm_pth", sd, tmp_path))
+    with pytest.raises(ConfigError, match="cannot be tiled to 36 tokens"):
+        build("factorized_encoder", "token", image=(48, 48), vit_checkpoint=path)
+    model = build("factorized_encoder", "token", image=(48, 48), vit_checkpoint=path, posemb_change=change)
+    grid = sd["pos_embed"][0, 1:].reshape(4, 4, WIDTH).numpy()
+    expected = torch.from_numpy(bilinear_aligned(grid, (6, 6)).reshape(36, WIDTH)).float()
+    torch.testing.assert_close(model.spatial_encoder.pos_embed.detach()[0, 1:], expected, atol=1e-5, rtol=0)
