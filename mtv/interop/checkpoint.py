@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from mtv.models import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
 from mtv.models.mtv.checkpoint_init import MODEL_PREFIX, model_weights
+from mtv.models.registry import ModelInputs, families
 
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
 
@@ -43,8 +45,19 @@ def save_model_checkpoint(
     )
 
 
+def _build(meta: Mapping[str, Any]) -> nn.Module:
+    """The model of `meta['model_cfg']`: through its registered family where there is one (e.g. vivit),
+    otherwise through MTV's `build_model`."""
+    model_cfg = dict(meta["model_cfg"])
+    family = families().get(str(model_cfg.get("name")))
+    if family is None:
+        return build_model(model_cfg, meta["num_classes"], meta["num_frames"], meta["image_size"])
+    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(family.config), model_cfg))
+    return family.build(cfg, ModelInputs(int(meta["num_classes"]), int(meta["num_frames"]), tuple(meta["image_size"])))
+
+
 def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """(model in eval mode, meta): the model rebuilt with `mtv.build_model(meta['model_cfg'], ...)` and its
+    """(model in eval mode, meta): the model rebuilt from `meta['model_cfg']` (its family's build) and its
     weights loaded strictly; meta is everything in the file but the state dict."""
     path = Path(path)
     if not path.is_file():
@@ -57,7 +70,7 @@ def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             "write one with `python -m mtv.interop.convert`"
         )
     meta = {key: ckpt[key] for key in META_KEYS}
-    model = build_model(meta["model_cfg"], meta["num_classes"], meta["num_frames"], meta["image_size"])
+    model = _build(meta)
     state = model_weights(ckpt["state_dict"])
     load_state_dict_checked(model, state, str(path))
     return model.eval(), meta

@@ -1,4 +1,4 @@
-"""Convert a released scenic MTV checkpoint and its config into a checkpoint run.py evaluates and fine-tunes.
+"""Convert a released scenic MTV or ViViT checkpoint and its config into a checkpoint run.py evaluates and fine-tunes.
 
     python -m mtv.interop.convert --config k400_mtv_b2_cva.json --checkpoint checkpoint_57000 --out mtv_b.ckpt
 
@@ -8,7 +8,8 @@ it as {"config": {...}}, like the scenic fixture, works too). CHECKPOINT is a Fl
 mtv.interop.checkpoint; its `model_cfg` is our Hydra `model` node. Views of the standard sizes are written
 as a variant (`Ti/8+S/4+B/2`); other sizes reuse the variant grammar with `encoder_sizes` overriding the
 size names. Before writing, the node is rebuilt through the Hydra path and must give exactly the
-architecture scenic's config describes (including the view order).
+architecture scenic's config describes (including the view order). A ViViT config (one with
+`model.attention_config`) becomes a `name: vivit` node the same way (mtv.interop.scenic_vivit).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from mtv.models.mtv.config import MTVConfig
 from mtv.errors import ConfigError
 from mtv.interop.checkpoint import save_model_checkpoint
 from mtv.interop.scenic import load_params, model_from_scenic, scenic_model_config
+from mtv.interop.scenic_vivit import checked_model_cfg as vivit_model_cfg
+from mtv.interop.scenic_vivit import is_vivit_config, scenic_vivit_spec, vivit_from_scenic
 from mtv.models.variants import ENCODER_SIZES, ViewSpec
 
 
@@ -111,9 +114,20 @@ def checked_model_cfg(config: MTVConfig) -> dict[str, Any]:
     return model_cfg
 
 
+def _convert_vivit(config: Mapping[str, Any], params: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
+    spec = scenic_vivit_spec(config, params)
+    model_cfg = vivit_model_cfg(spec)
+    model = vivit_from_scenic(config, params)
+    save_model_checkpoint(out, model, model_cfg, spec.num_classes, spec.num_frames, spec.image_size, source="scenic")
+    return {"model_cfg": model_cfg, "num_classes": spec.num_classes, "num_frames": spec.num_frames,
+            "image_size": list(spec.image_size), "source": "scenic"}
+
+
 def convert(config: Mapping[str, Any], checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
     """Write the model checkpoint; returns its metadata (everything but the state dict)."""
     params = load_params(checkpoint)
+    if is_vivit_config(config):
+        return _convert_vivit(config, params, out)
     mtv_config = scenic_model_config(config, params)
     model_cfg = checked_model_cfg(mtv_config)
     model = model_from_scenic(config, params)
@@ -134,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
     cfg = meta["model_cfg"]
-    print(f"wrote {args.out}: variant {cfg['variant']}, fusion {cfg['fusion']['type']} {cfg['fusion']['layers']}, "
+    model = (f"fusion {cfg['fusion']['type']} {cfg['fusion']['layers']}" if cfg["name"] == "mtv"
+             else f"attention {cfg['attention']}, classifier {cfg['classifier']}")
+    print(f"wrote {args.out}: {cfg['name']} variant {cfg['variant']}, {model}, "
           f"{meta['num_classes']} classes, {meta['num_frames']} frames, image {meta['image_size']}")
     return 0
 

@@ -1,4 +1,5 @@
-"""scenic MTV -> this project's MTV: the config and the parameters, with every shape checked.
+"""scenic MTV -> this project's MTV: the config and the parameters, with every shape checked (ViViT configs
+are handed to `mtv.interop.scenic_vivit`).
 
 `model_from_scenic(config, params)` takes scenic's config as a plain dict and the parameters as
 '/'-joined Flax paths (a mapping, an `.npz` of that mapping, or a released msgpack checkpoint).
@@ -272,11 +273,16 @@ def _image_size(config: Mapping[str, Any], flax: Params) -> tuple[int, int]:
     )
 
 
-def model_from_scenic(config: Mapping[str, Any], params: Params | str | Path) -> MTV:
-    """An MTV in eval mode that computes what scenic computes for this config and these parameters.
+def model_from_scenic(config: Mapping[str, Any], params: Params | str | Path) -> torch.nn.Module:
+    """An MTV (or, for a ViViT config with `model.attention_config`, a ViViT) in eval mode that computes what
+    scenic computes for this config and these parameters.
 
     Inputs are (B, 3, T, H, W) float; scenic's layout is (B, T, H, W, 3), so permute(0, 4, 1, 2, 3) first.
     """
+    from mtv.interop.scenic_vivit import is_vivit_config, vivit_from_scenic  # it builds on this module
+
+    if is_vivit_config(config):
+        return vivit_from_scenic(config, params)
     flax = load_params(params)
     mtv_config = scenic_model_config(config, flax)
     model = MTV(mtv_config)

@@ -6,6 +6,8 @@ draw one mask per example and share it over that example's time chunks, as sceni
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,12 +20,15 @@ def layer_norm(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=LN_EPS)
 
 
-def drop_path(x: Tensor, rate: float, training: bool, chunks: int = 1) -> Tensor:
-    """Stochastic depth per example, rescaled by 1/(1-rate); one draw shared by an example's `chunks` rows."""
+def drop_path(x: Tensor, rate: float, training: bool, chunks: int = 1, rescale: bool = True) -> Tensor:
+    """Stochastic depth per example, kept rows rescaled by 1/(1-rate) (MTV's StochasticDepth; scenic's ViViT
+    blocks do not rescale: `rescale=False`); one draw shared by an example's `chunks` rows."""
     if rate <= 0.0 or not training:
         return x
     keep = 1.0 - rate
-    mask = torch.empty(x.shape[0] // chunks, device=x.device, dtype=x.dtype).bernoulli_(keep) / keep
+    mask = torch.empty(x.shape[0] // chunks, device=x.device, dtype=x.dtype).bernoulli_(keep)
+    if rescale:
+        mask = mask / keep
     mask = mask.repeat_interleave(chunks).view(-1, *([1] * (x.ndim - 1)))
     return x * mask
 
@@ -106,22 +111,28 @@ class Block(nn.Module):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
+        attention: Attention | None = None,
+        drop_path_rescale: bool = True,
     ) -> None:
+        """`attention`: a replacement for the block's self-attention (same parameters, another token
+        pattern, e.g. ViViT's factorised dot-product attention); `drop_path_rescale`: see `drop_path`."""
         super().__init__()
         self.norm1 = layer_norm(dim)
-        self.attn = Attention(dim, num_heads, attention_dropout)
+        self.attn = attention if attention is not None else Attention(dim, num_heads, attention_dropout)
         self.norm2 = layer_norm(dim)
         self.mlp = Mlp(dim, mlp_dim, dropout)
         self.dropout = dropout
         self.drop_path = drop_path
+        self.drop_path_rescale = drop_path_rescale
         self.grad_checkpointing = False
 
     def attention_residual(self, x: Tensor, chunks: int = 1) -> Tensor:
         y = F.dropout(self.attn(self.norm1(x)), self.dropout, self.training)
-        return x + drop_path(y, self.drop_path, self.training, chunks)
+        return x + drop_path(y, self.drop_path, self.training, chunks, self.drop_path_rescale)
 
     def mlp_residual(self, x: Tensor, chunks: int = 1, extra: Tensor | None = None) -> Tensor:
-        return x + drop_path(self.mlp(self.norm2(x), extra), self.drop_path, self.training, chunks)
+        y = self.mlp(self.norm2(x), extra)
+        return x + drop_path(y, self.drop_path, self.training, chunks, self.drop_path_rescale)
 
     def _forward(self, x: Tensor, chunks: int) -> Tensor:
         return self.mlp_residual(self.attention_residual(x, chunks), chunks)
@@ -130,3 +141,37 @@ class Block(nn.Module):
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(self._forward, x, chunks, use_reentrant=False)
         return self._forward(x, chunks)
+
+
+# ---- scenic's random initialisation of these layers --------------------------------------------------
+@torch.no_grad()
+def init_vit_layer_(module: nn.Module) -> None:
+    """scenic's ViT initialiser if `module` is an Attention, Mlp or LayerNorm (other modules are left alone):
+    xavier-uniform kernels (q, k, v each on its own (d, d) matrix), zero attention biases, N(0, 1e-6) MLP
+    biases, unit LayerNorms. Call it on each of `model.modules()`."""
+    if isinstance(module, Attention):
+        dim = module.proj.out_features
+        for kernel in module.qkv.weight.view(3, dim, dim):
+            nn.init.xavier_uniform_(kernel)
+        nn.init.zeros_(module.qkv.bias)
+        nn.init.xavier_uniform_(module.proj.weight)
+        nn.init.zeros_(module.proj.bias)
+    elif isinstance(module, Mlp):
+        for fc in (module.fc1, module.fc2):
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.normal_(fc.bias, std=1e-6)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def central_frame_init_(conv: nn.Conv3d) -> None:
+    """LeCun-normal 2-D patch kernel at the central frame ft//2, zeros elsewhere, zero bias: what scenic's
+    `central_frame_initializer` means to do. scenic's own random initialiser zeroes the kernel-width axis
+    instead of time (every frame keeps one column), a bug we deliberately do not copy."""
+    weight = conv.weight  # (d, 3, t, h, w)
+    fan_in = weight.shape[1] * weight.shape[3] * weight.shape[4]
+    nn.init.zeros_(weight)
+    nn.init.trunc_normal_(weight[:, :, weight.shape[2] // 2], std=1.0 / math.sqrt(fan_in))
+    nn.init.zeros_(conv.bias)

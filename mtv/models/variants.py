@@ -8,7 +8,9 @@ default square patch, T frames), `PxT` (P x P patch) or `HxWxT`. Views may be wr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from mtv.errors import ConfigError
 
@@ -31,6 +33,24 @@ ENCODER_SIZES: dict[str, EncoderSize] = {
     "L": EncoderSize(1024, 16, 4096, 24, 16),
     "H": EncoderSize(1280, 16, 5120, 32, 14),
 }
+
+
+
+def encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:
+    """ENCODER_SIZES with `model.encoder_sizes` applied (e.g. shrunk encoders for smoke tests)."""
+    sizes = dict(ENCODER_SIZES)
+    allowed = {f.name for f in fields(EncoderSize)}
+    for name, values in (overrides or {}).items():
+        if name not in sizes:
+            raise ConfigError(f"model.encoder_sizes.{name}: unknown encoder size; allowed {', '.join(sizes)}")
+        unknown = set(values) - allowed
+        if unknown:
+            raise ConfigError(
+                f"model.encoder_sizes.{name}: unknown keys {sorted(unknown)}; allowed {', '.join(sorted(allowed))}"
+            )
+        sizes[name] = replace(sizes[name], **{key: int(value) for key, value in values.items()})
+    return sizes
+
 
 _TUBELET = re.compile(r"^(\d+)(?:x(\d+))?(?:x(\d+))?$")
 

@@ -55,24 +55,30 @@ _TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 
 
 @dataclass(frozen=True)
-class _ViT:
+class ViTTrunk:
+    """A read image-ViT checkpoint: its tensors (canonical names) and what the file says about its shape."""
+
     tensors: dict[str, Tensor]  # canonical names
     depth: int
     num_heads: int | None  # Flax files record it in the attention kernels; timm state dicts do not
 
 
 # ---- reading checkpoints -------------------------------------------------------------------------
-def load_vit_checkpoint(path: PathLike) -> dict[str, Tensor]:
+def load_vit_checkpoint(path: PathLike, final_norm: bool = False) -> dict[str, Tensor]:
     """An image ViT's trunk as float32 tensors under canonical timm-like names, whatever the file format.
+
+    `final_norm`: also return the encoder's final LayerNorm as `norm.weight` / `norm.bias` where the file has
+    one (ViViT keeps it; MTV's views have none).
 
     If the checkpoint has a CLS token, `pos_embed` always has a CLS slot: checkpoints that add position
     embeddings before prepending the CLS (big_vision, timm `no_embed_class`) get a zero slot, which computes
     the same thing.
     """
-    return _read(path).tensors
+    return read_vit_trunk(path, final_norm).tensors
 
 
-def _read(path: PathLike) -> _ViT:
+def read_vit_trunk(path: PathLike, final_norm: bool = False) -> ViTTrunk:
+    """`load_vit_checkpoint` with the depth and, for Flax files, the head count."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -80,17 +86,17 @@ def _read(path: PathLike) -> _ViT:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         with np.load(path) as data:
-            return _from_flax({key: data[key] for key in data.files}, source)
+            return _from_flax({key: data[key] for key in data.files}, source, final_norm)
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return _from_timm(load_file(str(path)), source)
+        return _from_timm(load_file(str(path)), source, final_norm)
     if suffix in _TORCH_SUFFIXES:
         state = torch.load(path, map_location="cpu", weights_only=True)
         for wrapper in ("model", "state_dict"):  # training checkpoints wrap the state dict
             if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
                 state = state[wrapper]
-        return _from_timm(state, source)
+        return _from_timm(state, source, final_norm)
     raise ConfigError(
         f"ViT checkpoint {source}: unknown file type {suffix!r}; use .npz (original ViT / AugReg / big_vision) "
         f"or a timm state dict ({', '.join(_TORCH_SUFFIXES)}, .safetensors)"
@@ -138,7 +144,7 @@ class _Arrays:
             )
 
 
-def _from_flax(arrays: Mapping[str, np.ndarray], source: str) -> _ViT:
+def _from_flax(arrays: Mapping[str, np.ndarray], source: str, final_norm: bool = False) -> ViTTrunk:
     """Original ViT / AugReg / big_vision `.npz`: '/'-joined Flax names, optionally under a train-state prefix."""
     for prefix in _NPZ_PREFIXES:
         if any(key.startswith(prefix) for key in arrays):
@@ -176,11 +182,14 @@ def _from_flax(arrays: Mapping[str, np.ndarray], source: str) -> _ViT:
         for i, fc in enumerate(("fc1", "fc2")):
             out[f"{dst}.mlp.{fc}.weight"] = a.take(f"{mlp}/Dense_{i}/kernel").T
             out[f"{dst}.mlp.{fc}.bias"] = a.take(f"{mlp}/Dense_{i}/bias")
+    if final_norm and "Transformer/encoder_norm/scale" in a:
+        out["norm.weight"] = a.take("Transformer/encoder_norm/scale")
+        out["norm.bias"] = a.take("Transformer/encoder_norm/bias")
     a.check_leftovers(_NPZ_IGNORED)
-    return _ViT(_with_cls_slot({k: v.contiguous() for k, v in out.items()}), depth, heads)
+    return ViTTrunk(_with_cls_slot({k: v.contiguous() for k, v in out.items()}), depth, heads)
 
 
-def _from_timm(state: Mapping[str, Any], source: str) -> _ViT:
+def _from_timm(state: Mapping[str, Any], source: str, final_norm: bool = False) -> ViTTrunk:
     """timm `VisionTransformer` state dict: already canonical, checked for completeness and extras."""
     a = _Arrays(state, source)
     out = {name: a.take(name) for name in ("patch_embed.proj.weight", "patch_embed.proj.bias", "pos_embed")}
@@ -192,8 +201,10 @@ def _from_timm(state: Mapping[str, Any], source: str) -> _ViT:
             for leaf in ("weight", "bias"):
                 name = f"blocks.{layer}.{part}.{leaf}"
                 out[name] = a.take(name)
+    if final_norm and "norm.weight" in a:
+        out |= {name: a.take(name) for name in ("norm.weight", "norm.bias")}
     a.check_leftovers(_TIMM_IGNORED)
-    return _ViT(_with_cls_slot(out), depth, None)
+    return ViTTrunk(_with_cls_slot(out), depth, None)
 
 
 def _with_cls_slot(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -223,14 +234,14 @@ def init_views_from_vit(model: MTV, checkpoints: Checkpoints, inflation: str = "
     if inflation not in INFLATIONS:
         raise ConfigError(f"model.init.inflation={inflation!r} is not one of {', '.join(INFLATIONS)}")
     config = model.config
-    loaded: dict[str, _ViT] = {}
+    loaded: dict[str, ViTTrunk] = {}
     updates: dict[str, Tensor] = {}
     for index, path in enumerate(_paths_per_view(config, checkpoints)):
         if path is None:
             continue
         source = str(path)
         if source not in loaded:
-            loaded[source] = _read(path)
+            loaded[source] = read_vit_trunk(path)
         own_pos_embed = model.views[index].pos_embed.detach()
         for name, tensor in _view_tensors(config, index, loaded[source], source, inflation, own_pos_embed).items():
             updates[f"views.{index}.{name}"] = tensor
@@ -274,7 +285,7 @@ def _paths_per_view(config: MTVConfig, checkpoints: Checkpoints) -> list[PathLik
 
 
 def _view_tensors(
-    config: MTVConfig, index: int, vit: _ViT, source: str, inflation: str, own_pos_embed: Tensor
+    config: MTVConfig, index: int, vit: ViTTrunk, source: str, inflation: str, own_pos_embed: Tensor
 ) -> dict[str, Tensor]:
     """New values for view `index`'s parameters (names relative to `model.views[index]`)."""
     view = config.views[index]
@@ -298,7 +309,7 @@ def _view_tensors(
     h, w, frames = view.patch
     if kernel.shape[-2:] != (h, w):
         kernel = resize_bilinear(kernel, (h, w))
-    out = {"tokenizer.weight": _inflate(kernel, frames, inflation), "tokenizer.bias": t["patch_embed.proj.bias"]}
+    out = {"tokenizer.weight": inflate_kernel(kernel, frames, inflation), "tokenizer.bias": t["patch_embed.proj.bias"]}
     has_cls = config.classifier == "token"
     if has_cls and "cls_token" in t:
         out["cls_token"] = t["cls_token"].reshape(1, 1, 1, -1).repeat(1, config.temporal_tokens(index), 1, 1)
@@ -311,7 +322,7 @@ def _view_tensors(
     return out
 
 
-def _inflate(kernel: Tensor, frames: int, inflation: str) -> Tensor:
+def inflate_kernel(kernel: Tensor, frames: int, inflation: str) -> Tensor:
     """2-D patch kernel (d, 3, h, w) -> tubelet kernel (d, 3, frames, h, w).
 
     `central_frame`: the kernel at time index frames // 2, zeros elsewhere (scenic's ViT init);

@@ -12,12 +12,12 @@ there the order is part of the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from mtv.errors import ConfigError
+from mtv.models.variants import EncoderSize, ViewSpec, encoder_sizes, parse_variant
 from mtv.schema import to_schema
-from mtv.models.variants import ENCODER_SIZES, EncoderSize, ViewSpec, parse_variant
 
 MERGE_AXES = ("channel", "time")
 CLASSIFIERS = ("token", "gap")
@@ -176,7 +176,7 @@ class MTVConfig:
                     f"frame rate, model.frame_strides), but model.variant has {', '.join(tubelets)}; "
                     "use e.g. model.variant='B/1+Ti/1' model.frame_strides=[4,1]"
                 )
-        sizes = _encoder_sizes(node.encoder_sizes)
+        sizes = encoder_sizes(node.encoder_sizes)
         views = [_view_from_spec(spec, stride, sizes) for spec, stride in zip(specs, strides)]
         size = _image_size(image_size)
         # canonical order: fewest tokens per clip first; stable, so ties keep the written order
@@ -331,22 +331,6 @@ class MTVConfig:
                 f"width {self.global_width} (sum of view widths for merge=channel)"
             )
         FUSIONS[self.fusion.type].validate(self)
-
-
-def _encoder_sizes(overrides: Mapping[str, Any] | None) -> dict[str, EncoderSize]:
-    """ENCODER_SIZES with `model.encoder_sizes` applied (e.g. shrunk encoders for smoke tests)."""
-    sizes = dict(ENCODER_SIZES)
-    allowed = {f.name for f in fields(EncoderSize)}
-    for name, values in (overrides or {}).items():
-        if name not in sizes:
-            raise ConfigError(f"model.encoder_sizes.{name}: unknown encoder size; allowed {', '.join(sizes)}")
-        unknown = set(values) - allowed
-        if unknown:
-            raise ConfigError(
-                f"model.encoder_sizes.{name}: unknown keys {sorted(unknown)}; allowed {', '.join(sorted(allowed))}"
-            )
-        sizes[name] = replace(sizes[name], **{key: int(value) for key, value in values.items()})
-    return sizes
 
 
 def _view_from_spec(spec: ViewSpec, stride: int, sizes: Mapping[str, EncoderSize]) -> ViewConfig:

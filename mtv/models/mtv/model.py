@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.fusion import build_fusion
-from mtv.models.layers import Attention, Block, CrossAttention, Mlp, layer_norm
+from mtv.models.layers import Block, CrossAttention, central_frame_init_, init_vit_layer_, layer_norm
 
 
 class ViewEncoder(nn.Module):
@@ -185,28 +185,15 @@ class MTV(nn.Module):
         """Xavier-uniform block kernels, N(0, 1e-6) MLP biases, N(0, .02) position embeddings and bottleneck,
         zero CLS tokens, zero CVA output projections and a zero head; the fusion initialises its own parameters."""
         for module in self.modules():
-            if isinstance(module, Attention):
-                dim = module.proj.out_features
-                for part in module.qkv.weight.view(3, dim, dim):
-                    nn.init.xavier_uniform_(part)
-                nn.init.zeros_(module.qkv.bias)
-                nn.init.xavier_uniform_(module.proj.weight)
-                nn.init.zeros_(module.proj.bias)
-            elif isinstance(module, Mlp):
-                for fc in (module.fc1, module.fc2):
-                    nn.init.xavier_uniform_(fc.weight)
-                    nn.init.normal_(fc.bias, std=1e-6)
-            elif isinstance(module, CrossAttention):
+            init_vit_layer_(module)
+            if isinstance(module, CrossAttention):
                 for fc in (module.q, module.k, module.v):
                     nn.init.trunc_normal_(fc.weight, std=1.0 / math.sqrt(fc.in_features))  # LeCun normal
                     nn.init.zeros_(fc.bias)
                 nn.init.zeros_(module.proj.weight)
                 nn.init.zeros_(module.proj.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
         for view in self.views:
-            _central_frame_init(view.tokenizer)
+            central_frame_init_(view.tokenizer)
             nn.init.normal_(view.pos_embed, std=0.02)
             if view.cls_token is not None:
                 nn.init.zeros_(view.cls_token)
@@ -221,12 +208,3 @@ class MTV(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-
-def _central_frame_init(conv: nn.Conv3d) -> None:
-    """LeCun-normal 2-D patch kernel at the central frame ft//2, zeros elsewhere (scenic's intent; its random
-    initialiser zeroes the width axis by mistake, which we do not copy)."""
-    weight = conv.weight  # (d, 3, t, h, w)
-    fan_in = weight.shape[1] * weight.shape[3] * weight.shape[4]
-    nn.init.zeros_(weight)
-    nn.init.trunc_normal_(weight[:, :, weight.shape[2] // 2], std=1.0 / math.sqrt(fan_in))
-    nn.init.zeros_(conv.bias)
