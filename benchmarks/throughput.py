@@ -139,6 +139,7 @@ def file_batches(args: argparse.Namespace, device: torch.device, batch: int, fra
     """Batches decoded from generated mp4 files by the training DataLoader of `datamodules`."""
     from hydra import compose, initialize_config_dir
 
+    import mtv.runner  # noqa: F401  (registers the config schemas that conf/ composes from)
     from datamodules import build_datamodule
 
     short_side = _round_up(size * 256 / 224, 8)  # scenic's 256 for a 224 crop; even sides for H.264
