@@ -17,12 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from mtv import ConfigError
 from mtv.training.optim import OPTIMIZERS
 from mtv.runner.launch import check_launch
+from mtv.runner.predict import check_predict
 from mtv.runner.models import model_configs
 from mtv.runner.trackers import WANDB_MODES
 
-TASKS = ("train", "eval", "profile")
+TASKS = ("train", "eval", "profile", "predict")
 TOP_LEVEL = {
-    "task", "experiment_name", "run_name", "seed", "resume", "ckpt_path", "ckpt_paths", "ablation", "train",
+    "task", "experiment_name", "run_name", "seed", "resume", "ckpt_path", "ckpt_paths", "inputs", "top_k",
+    "ablation", "train",
     "dataset", "data", "model", "optim", "trainer", "logger", "callbacks", "paths",
 }
 LOGGERS = {"wandb", "tensorboard"}
@@ -56,6 +58,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"optim.layer_decay={decay}: must be in (0, 1], or null for none")
     if cfg.task == "eval":
         _check_checkpoints(cfg)
+    elif cfg.task == "predict":
+        check_predict(cfg)
     else:
         if cfg.ckpt_path or cfg.ckpt_paths:
             raise ConfigError(f"ckpt_path / ckpt_paths are for task=eval (task={cfg.task}); "
@@ -64,7 +68,7 @@ def check_config(cfg: DictConfig) -> None:
         _check_init_files(cfg)
     if cfg.model.name == "vivit_fe" and "+" in str(cfg.model.variant):
         raise ConfigError(f"model=vivit_fe is single-view but model.variant={cfg.model.variant!r}; use e.g. view=B2")
-    if cfg.task != "profile":
+    if cfg.task not in ("profile", "predict"):  # predict reads only its inputs
         _check_dataset_root(cfg)
         check_launch(cfg)
 

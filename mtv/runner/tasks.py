@@ -26,6 +26,8 @@ from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.models.mtv.profile import format_profile, profile_model
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import build_model
+from mtv.runner.predictions import StoreClassNames, TestPredictions
+from mtv.runner.recipe import read_checkpoint
 from mtv.runner.results import write_json
 from mtv.runner.trackers import build_callbacks, build_loggers, record_summary
 
@@ -77,7 +79,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("resume: no %s yet, starting from scratch", last)
     position = data_position(resume_from)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
-    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg, run_dir))
+    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg, run_dir) + _prediction_callbacks(cfg, dm, run_dir))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     data = ResumableData(dm, int(cfg.seed), position)
     trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=False)
@@ -94,7 +96,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "unreadable": {"train_replaced": metrics.get("train/unreadable_replaced"),
                        "test": metrics.get("test/num_unreadable")},
         "resumed_from": resume_from,
+        "class_names": dm.class_names,
     }
+
+
+def _prediction_callbacks(cfg: DictConfig, dm: Any, run_dir: Path, class_names: Any = None) -> list[L.Callback]:
+    """Class names into every checkpoint; test_predictions.csv after every test stage."""
+    return [StoreClassNames(dm), TestPredictions(dm, run_dir, class_names, int(cfg.top_k))]
 
 
 def _size(value: Any) -> list[int]:
@@ -153,7 +161,8 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     sizes = _size_fields(_profile(module.model, cfg))
     dm = build_datamodule(cfg)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero())
-    trainer = _trainer(cfg, run_dir, loggers, [])
+    class_names = read_checkpoint(paths[0]).get("class_names")  # names the model was trained with
+    trainer = _trainer(cfg, run_dir, loggers, _prediction_callbacks(cfg, dm, run_dir, class_names))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     trainer.test(module, datamodule=dm)
     metrics = _metrics(trainer)
@@ -164,6 +173,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "checkpoints": {"evaluated": paths},
         "dataset_sizes": _split_sizes(dm),
         "unreadable": {"test": metrics.get("test/num_unreadable")},
+        "class_names": class_names or dm.class_names,
     }
 
 
