@@ -38,6 +38,7 @@ from mtv.runner.trackers import finish_wandb
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"  # the job's resolved config, which DDP workers run from
+ALL_TASKS = {**TASKS, "predict": predict}
 
 
 class JobFailed(RuntimeError):
@@ -99,7 +100,7 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
         write_results(run_dir, record)
     start = time.time()
     try:
-        record.update({**TASKS, "predict": predict}[cfg.task](cfg, run_dir))
+        record.update(ALL_TASKS[cfg.task](cfg, run_dir))
         record["status"] = "completed"
     except Exception:
         record["status"] = "failed"

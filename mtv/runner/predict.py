@@ -98,11 +98,15 @@ class ViewAveraged(L.LightningModule):
                 "valid": batch["valid"].view(-1, self.views)[:, 0].cpu()}
 
 
+def _trained_dataset(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The `dataset` node a run.py checkpoint was trained with (None for converted checkpoints)."""
+    return checkpoint["hyper_parameters"]["cfg"]["dataset"] if "hyper_parameters" in checkpoint else None
+
+
 def _class_names(checkpoint: dict[str, Any], num_classes: int) -> dict[str, list[str]]:
-    if "hyper_parameters" in checkpoint:
-        dataset = checkpoint["hyper_parameters"]["cfg"]["dataset"]
-        heads = dataset.get("heads")
-        return names_by_head(checkpoint.get("class_names"), heads, num_classes, dataset.get("name"))
+    dataset = _trained_dataset(checkpoint)
+    if dataset is not None:
+        return names_by_head(checkpoint.get("class_names"), dataset.get("heads"), num_classes, dataset.get("name"))
     return names_by_head(None, None, num_classes, guess_from_count=True)  # converted: no dataset name stored
 
 
@@ -123,6 +127,7 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     checkpoint = read_checkpoint(cfg.ckpt_path)
     model, trained = load_checkpoint_model(cfg.ckpt_path)
     names = _class_names(checkpoint, int(trained["num_classes"]))
+    trained_on = (_trained_dataset(checkpoint) or {}).get("name")
     del checkpoint
     data_cfg = OmegaConf.merge(cfg.data, {"on_decode_error": "skip"})  # an unreadable file is reported, not fatal
     bad_log = BadVideoLog(str(run_dir))
@@ -148,6 +153,7 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     write_json(run_dir / "predictions.json", rows)
     unreadable = [row["video"] for row in rows if row["status"] != "ok"]
     return {"metrics": {}, "num_classes": int(trained["num_classes"]),
+            "dataset": {"name": trained_on, "num_frames": cfg.data.num_frames, "crop_size": cfg.data.crop_size},
             "class_names": names[""] if list(names) == [""] else names,
             "checkpoints": {"evaluated": [cfg.ckpt_path]}, "predictions": str(run_dir / "predictions.csv"),
             "dataset_sizes": {"predict": len(videos)}, "unreadable": {"predict": len(unreadable)}}

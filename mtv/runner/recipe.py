@@ -25,8 +25,9 @@ TRAINED_RECIPE_TASKS = ("eval", "predict")
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint as data (weights_only: files are never code)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint as data (weights_only: files are never code), memory-mapped: reading its config and
+    class names does not load a paper-size model's weights."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def trained_recipe(checkpoint: dict[str, Any]) -> dict[str, Any]:

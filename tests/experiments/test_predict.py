@@ -126,4 +126,4 @@ def test_predict_a_file_a_folder_and_a_list(trained: Path, folder: Path, env: di
     assert json.loads((run_dir / "predictions.json").read_text(encoding="utf-8"))[0]["video"] == str(single)
     record = results(run_dir)
     assert record["status"] == "completed" and record["unreadable"] == {"predict": 2}
-    assert record["class_names"] == CLASSES
+    assert record["class_names"] == CLASSES and record["dataset"]["name"] == "video_folder"
