@@ -136,3 +136,23 @@ def test_predict_start_up_checks_name_the_key(tmp_path: Path) -> None:
         check_predict(_compose(["task=predict", f"ckpt_path={ckpt}", f"inputs={tmp_path / 'nope.mp4'}"]))
     with pytest.raises(ConfigError, match="needs one checkpoint: ckpt_path"):
         check_predict(_compose(["task=predict", f"inputs={tmp_path}"]))
+
+
+def test_views_are_averaged_per_video_and_converted_checkpoints_get_kinetics_names() -> None:
+    from torch import nn
+
+    from mtv.class_lists import shipped_class_list
+    from mtv.runner.predict import ViewAveraged, _class_names
+
+    views, classes = 3, 400
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2, classes))
+    video = torch.randn(2 * views, 2)
+    out = ViewAveraged(model, views).predict_step(
+        {"video": video, "video_index": torch.tensor([4] * views + [7] * views), "valid": torch.tensor(
+            [True] * views + [False] * views)}, 0)
+    with torch.no_grad():
+        expected = model(video).view(2, views, classes).mean(1)
+    assert torch.allclose(out["logits"], expected) and out["video_index"].tolist() == [4, 7]
+    assert out["valid"].tolist() == [True, False]
+    converted = {"num_classes": classes, "num_frames": 32, "image_size": [224, 224], "source": "scenic"}
+    assert _class_names(converted, classes) == {"": shipped_class_list("kinetics400")}
