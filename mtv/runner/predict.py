@@ -54,6 +54,9 @@ def check_predict(cfg: DictConfig) -> None:
         raise ConfigError(f"inputs: not found: {', '.join(missing)} (a video file, a folder or a .txt list)")
     if int(cfg.top_k) < 1:
         raise ConfigError(f"top_k={cfg.top_k}: must be at least 1")
+    if not collect_videos(cfg.inputs):
+        raise ConfigError(f"inputs={', '.join(_input_items(cfg.inputs))}: no videos found "
+                          f"(extensions {', '.join(VIDEO_EXTENSIONS)})")
 
 
 def _list_file(path: Path) -> list[str]:
@@ -122,15 +125,10 @@ def _print(rows: list[dict[str, Any]], top_k: int) -> None:
             print(f"{row['video']}: {prefix}{', '.join(ranked)}", flush=True)
 
 
-def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    videos = collect_videos(cfg.inputs)
-    checkpoint = read_checkpoint(cfg.ckpt_path)
-    model, trained = load_checkpoint_model(cfg.ckpt_path)
-    names = _class_names(checkpoint, int(trained["num_classes"]))
-    trained_on = (_trained_dataset(checkpoint) or {}).get("name")
-    del checkpoint
+def _view_averaged_logits(cfg: DictConfig, model: nn.Module, videos: list[str], bad_log: BadVideoLog,
+                          run_dir: Path) -> dict[str, Tensor]:
+    """video_index, per-video logits and readability of `videos`, decoded into the recipe's test views."""
     data_cfg = OmegaConf.merge(cfg.data, {"on_decode_error": "skip"})  # an unreadable file is reported, not fatal
-    bad_log = BadVideoLog(str(run_dir))
     dataset = EvalVideoDataset([VideoRecord(v, 0) for v in videos], data_cfg, bad_log, SPLIT,
                                int(data_cfg.test_clips), int(data_cfg.test_crops))
     loader = DataLoader(dataset, batch_size=int(data_cfg.eval_batch_size), num_workers=int(data_cfg.num_workers),
@@ -139,7 +137,17 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=str(run_dir))
     batches = trainer.predict(ViewAveraged(model, dataset.num_views), dataloaders=loader)
-    out = {key: torch.cat([b[key] for b in batches]) for key in ("video_index", "logits", "valid")}
+    return {key: torch.cat([b[key] for b in batches]) for key in ("video_index", "logits", "valid")}
+
+
+def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    videos = collect_videos(cfg.inputs)
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    model, trained = load_checkpoint_model(cfg.ckpt_path)
+    names = _class_names(checkpoint, int(trained["num_classes"]))
+    trained_on = (_trained_dataset(checkpoint) or {}).get("name")
+    bad_log = BadVideoLog(str(run_dir))
+    out = _view_averaged_logits(cfg, model, videos, bad_log, run_dir)
     readable = out["valid"].nonzero().view(-1)
     scored = prediction_rows([videos[int(out["video_index"][i])] for i in readable], out["logits"][readable],
                              names, int(cfg.top_k))

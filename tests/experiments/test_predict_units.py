@@ -136,6 +136,8 @@ def test_predict_start_up_checks_name_the_key(tmp_path: Path) -> None:
         check_predict(_compose(["task=predict", f"ckpt_path={ckpt}", f"inputs={tmp_path / 'nope.mp4'}"]))
     with pytest.raises(ConfigError, match="needs one checkpoint: ckpt_path"):
         check_predict(_compose(["task=predict", f"inputs={tmp_path}"]))
+    with pytest.raises(ConfigError, match="no videos found"):  # a folder without videos
+        check_predict(_compose(["task=predict", f"ckpt_path={ckpt}", f"inputs={tmp_path}"]))
 
 
 def test_views_are_averaged_per_video_and_converted_checkpoints_get_kinetics_names() -> None:
