@@ -160,7 +160,10 @@ def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     write_csv(run_dir / "predictions.csv", rows)
     write_json(run_dir / "predictions.json", rows)
     unreadable = [row["video"] for row in rows if row["status"] != "ok"]
-    return {"metrics": {}, "num_classes": int(trained["num_classes"]),
+    print(f"predictions of {len(rows)} videos ({len(unreadable)} unreadable): {run_dir / 'predictions.csv'} "
+          "and predictions.json", flush=True)
+    params = sum(p.numel() for p in model.parameters())
+    return {"metrics": {}, "num_classes": int(trained["num_classes"]), "params": params, "params_m": params / 1e6,
             "dataset": {"name": trained_on, "num_frames": cfg.data.num_frames, "crop_size": cfg.data.crop_size},
             "class_names": names[""] if list(names) == [""] else names,
             "checkpoints": {"evaluated": [cfg.ckpt_path]}, "predictions": str(run_dir / "predictions.csv"),

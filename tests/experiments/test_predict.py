@@ -127,3 +127,4 @@ def test_predict_a_file_a_folder_and_a_list(trained: Path, folder: Path, env: di
     record = results(run_dir)
     assert record["status"] == "completed" and record["unreadable"] == {"predict": 2}
     assert record["class_names"] == CLASSES and record["dataset"]["name"] == "video_folder"
+    assert f"predictions of 5 videos (2 unreadable): {run_dir / 'predictions.csv'}" in proc.stdout
