@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from torch import Tensor
 
 from mtv.class_lists import class_names_for, placeholder_names
