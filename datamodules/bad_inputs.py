@@ -84,6 +84,13 @@ class BadVideoLog:
         with open(self.path, "a") as f:
             f.write(f"{split}\t{video_path}\t{message}\n")
 
+    def errors(self, split: str) -> dict[str, str]:
+        """path -> error message of the videos recorded so far in `split` (by all workers and ranks)."""
+        if self.path is None or not self.path.is_file():
+            return {}
+        lines = (line.split("\t", 2) for line in self.path.read_text().splitlines())
+        return {parts[1]: parts[2] for parts in lines if len(parts) == 3 and parts[0] == split}
+
     def read(self, split: str | None = None) -> list[str]:
         """Distinct video paths recorded so far (by all workers and ranks), optionally for one split."""
         if self.path is None or not self.path.is_file():

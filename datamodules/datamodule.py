@@ -57,6 +57,14 @@ class VideoDataModule(L.LightningDataModule):
         return {k: int(v) for k, v in heads.items()} if heads else None
 
     @property
+    def class_names(self) -> list[str] | dict[str, list[str]] | None:
+        """Index -> name from the annotations (per head for multi-head datasets; None before `setup`),
+        stored in checkpoints and results.json so predictions can be named."""
+        if self.annotations is None:
+            return None
+        return dict(self.annotations.head_classes) if self.annotations.heads else self.annotations.classes
+
+    @property
     def train_size(self) -> int:
         return len(self.datasets["train"])
 

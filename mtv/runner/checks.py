@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from mtv import ConfigError
 from mtv.runner.launch import check_launch
 from mtv.runner.models import validate_model_of
+from mtv.runner.predict import check_predict
 from mtv.runner.schema import TASKS, RunConfig
 from mtv.schema import to_schema, unknown_keys
 from mtv.training.optim import OptimConfig
@@ -77,13 +78,15 @@ def check_config(cfg: DictConfig) -> None:
     _check_targets(cfg.callbacks, "callbacks", Callback)
     if cfg.task == "eval":
         _check_checkpoints(cfg)
+    elif cfg.task == "predict":
+        check_predict(cfg)
     else:
         if cfg.ckpt_path or cfg.ckpt_paths:
             raise ConfigError(f"ckpt_path / ckpt_paths are for task=eval (task={cfg.task}); "
                               "to continue training use resume=true or resume=<run dir>")
         validate_model_of(cfg)
         _check_init_files(cfg)
-    if cfg.task != "profile":
+    if cfg.task not in ("profile", "predict"):  # predict reads only its inputs
         _check_dataset_root(cfg)
         check_launch(cfg)
 

@@ -30,6 +30,8 @@ from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
 from mtv.runner.launch import needs_own_processes, run_process_group
 from mtv.runner.models import describe_model
+from mtv.runner.predict import predict
+from mtv.runner.recipe import TRAINED_RECIPE_TASKS, adopt_trained_recipe
 from mtv.runner.results import read_results, summary, write_results
 from mtv.runner.tasks import TASKS
 from mtv.runner.trackers import finish_wandb
@@ -37,6 +39,7 @@ from mtv.runner.trackers import finish_wandb
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"  # the job's resolved config, which DDP workers run from
+ALL_TASKS = {**TASKS, "predict": predict}
 
 
 class JobFailed(RuntimeError):
@@ -93,7 +96,7 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
         write_results(run_dir, record)
     start = time.time()
     try:
-        record.update(TASKS[cfg.task](cfg, run_dir))
+        record.update(ALL_TASKS[cfg.task](cfg, run_dir))
         record["status"] = "completed"
     except Exception:
         record["status"] = "failed"
@@ -128,6 +131,8 @@ def hydra_job(cfg: DictConfig) -> float | None:
             print(f"resume: {run_dir} already completed; nothing to do", flush=True)
             return done.get("metrics", {}).get("test/top1")
         check_config(cfg)
+        if cfg.task in TRAINED_RECIPE_TASKS:
+            print("\n".join(adopt_trained_recipe(cfg, list(HydraConfig.get().overrides.task))), flush=True)
     except ConfigError as err:
         ablation = OmegaConf.to_container(cfg.ablation) if cfg.get("ablation") else None  # its table row
         write_results(run_dir, {"status": "failed", "output_dir": str(run_dir), "ablation": ablation,
@@ -138,7 +143,7 @@ def hydra_job(cfg: DictConfig) -> float | None:
         raise
     with maybe_gpu_slot(cfg, run_dir):
         OmegaConf.save(cfg, run_dir / CONFIG_FILE)
-        own_processes = cfg.task != "profile" and needs_own_processes(cfg)  # counting is single-process
+        own_processes = cfg.task not in ("profile", "predict") and needs_own_processes(cfg)  # single-process tasks
         record = run_process_group(cfg, run_dir / CONFIG_FILE) if own_processes else run_task(cfg)
     if record["status"] != "completed":
         if _is_single_run():

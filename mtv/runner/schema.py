@@ -18,7 +18,7 @@ from datamodules.config import DataConfig
 from mtv.models import families
 from mtv.training.optim import OptimConfig
 
-TASKS = ("train", "eval", "profile")
+TASKS = ("train", "eval", "profile", "predict")
 
 
 @dataclass
@@ -50,13 +50,15 @@ class PathsConfig:
 class RunConfig:
     """Everything one job of run.py reads (docs/experiments.md)."""
 
-    task: str = "train"  # train | eval | profile
+    task: str = "train"  # train | eval | profile | predict
     experiment_name: str = "default"  # W&B group and table title; experiment files set it
     run_name: Optional[str] = None  # W&B run name; null: built from the job's overrides
     seed: int = 0
     resume: Any = False  # true: continue this job's directory from checkpoints/last.ckpt; or a run directory
     ckpt_path: Optional[str] = None  # task=eval: one checkpoint
     ckpt_paths: Optional[list[str]] = None  # task=eval: several checkpoints, evaluated as an ensemble
+    inputs: Any = None  # task=predict: a video file, a folder, a .txt list of paths, or a list of these
+    top_k: int = 5  # task=predict and test_predictions.csv: classes listed per video
     ablation: Optional[AblationConfig] = None
     train: TrainConfig = field(default_factory=TrainConfig)
     dataset: Any = MISSING  # conf/dataset/*.yaml; keys depend on dataset.format

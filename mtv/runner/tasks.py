@@ -26,6 +26,8 @@ from mtv.models.ensemble import Ensemble
 from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import describe_model, format_profile_of, inputs_of, model_of, profile_of
+from mtv.runner.predictions import StoreClassNames, TestPredictions
+from mtv.runner.recipe import read_checkpoint
 from mtv.runner.results import write_json
 from mtv.runner.trackers import build_callbacks, build_loggers, record_summary
 from mtv.schema import to_schema
@@ -91,7 +93,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         log.info("resume: no %s yet, starting from scratch", last)
     position = data_position(resume_from)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
-    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg))
+    trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg) + _prediction_callbacks(cfg, dm, run_dir))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     data = ResumableData(dm, int(cfg.seed), position)
     trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=False)
@@ -108,7 +110,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "unreadable": {"train_replaced": metrics.get("train/unreadable_replaced"),
                        "test": metrics.get("test/num_unreadable")},
         "resumed_from": resume_from,
+        "class_names": dm.class_names,
     }
+
+
+def _prediction_callbacks(cfg: DictConfig, dm: Any, run_dir: Path, class_names: Any = None) -> list[L.Callback]:
+    """Class names into every checkpoint; test_predictions.csv after every test stage."""
+    return [StoreClassNames(dm), TestPredictions(dm, run_dir, class_names, int(cfg.top_k))]
 
 
 def _size(value: Any) -> list[int]:
@@ -169,7 +177,8 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     sizes = _size_fields(profile_of(module.model, model_cfgs[0], inputs_of(cfg)))
     dm = build_datamodule(cfg)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero())
-    trainer = _trainer(cfg, run_dir, loggers, [])
+    class_names = read_checkpoint(paths[0]).get("class_names")  # names the model was trained with
+    trainer = _trainer(cfg, run_dir, loggers, _prediction_callbacks(cfg, dm, run_dir, class_names))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     trainer.test(module, datamodule=dm)
     metrics = _metrics(trainer)
@@ -180,6 +189,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "checkpoints": {"evaluated": paths},
         "dataset_sizes": _split_sizes(dm),
         "unreadable": {"test": metrics.get("test/num_unreadable")},
+        "class_names": class_names or dm.class_names,
     }
 
 

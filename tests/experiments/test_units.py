@@ -159,7 +159,7 @@ def test_table_keeps_the_paper_row_order_and_marks_missing_rows() -> None:
     assert title.startswith("Table 1e") and [l.setting for l in lines] == ["B/4", "B/4+Ti/8", "B/4+S/8+Ti/16"]
     assert [l.status for l in lines] == ["failed", "completed", "missing"]
     text = markdown(title, lines)
-    assert "| B/4+Ti/8 | 2.0 | 3.0 | 50.0 | 90.0 | 80.8 | completed |" in text
+    assert "| B/4+Ti/8 | 2.0 | 3.0 | 50.0 | 90.0 | 157.1 | 80.8 | completed |" in text
 
 
 def test_multi_head_metrics_give_verb_noun_and_action_accuracy() -> None:
