@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from mtv.models.mtv.config import MTVConfig
+from mtv.checkpoints import read_state_dict
 from mtv.errors import ConfigError
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_bilinear, resize_grid
@@ -86,11 +87,7 @@ def _read(path: PathLike) -> _ViT:
 
         return _from_timm(load_file(str(path)), source)
     if suffix in _TORCH_SUFFIXES:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for wrapper in ("model", "state_dict"):  # training checkpoints wrap the state dict
-            if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
-                state = state[wrapper]
-        return _from_timm(state, source)
+        return _from_timm(read_state_dict(path, key="ViT checkpoint"), source)
     raise ConfigError(
         f"ViT checkpoint {source}: unknown file type {suffix!r}; use .npz (original ViT / AugReg / big_vision) "
         f"or a timm state dict ({', '.join(_TORCH_SUFFIXES)}, .safetensors)"

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mtv.checkpoints import read_state_dict as read_weights
 from mtv.errors import ConfigError
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_grid
@@ -31,17 +32,9 @@ def model_weights(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Model weights from a converted checkpoint (`mtv.interop.convert`), a Lightning checkpoint of this
-    project, or a plain `state_dict` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: no state dict of tensors in this file")
-    if any(key.startswith(MODEL_PREFIX) for key in state):
-        state = model_weights(state)
-    return dict(state)
+    project, or a plain `state_dict` file (read as data only, `mtv.checkpoints`)."""
+    state = read_weights(path, key="model.init.checkpoint")
+    return model_weights(state) if any(key.startswith(MODEL_PREFIX) for key in state) else state
 
 
 def _linear_1d(x: Tensor, size: int) -> Tensor:
