@@ -146,9 +146,9 @@ def test_resume_argv_replays_the_saved_overrides(tmp_path: Path) -> None:
     assert expand_resume_argv(["run.py", "resume=true"]) == ["run.py", "resume=true"]
     with pytest.raises(SystemExit, match="multirun.yaml"):
         expand_resume_argv(["run.py", "-m", f"resume={tmp_path}"])
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["experiment=e"]}}}))
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["experiment=k400_mtv_b"]}}}))
     assert expand_resume_argv(["run.py", f"resume={tmp_path}", "-m"]) == [
-        "run.py", "-m", "experiment=e", "resume=true", f"hydra.sweep.dir={tmp_path}"]
+        "run.py", "-m", "experiment=k400_mtv_b", "resume=true", f"hydra.sweep.dir={tmp_path}"]
 
 
 def test_table_keeps_the_paper_row_order_and_marks_missing_rows() -> None:
