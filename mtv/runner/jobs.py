@@ -25,6 +25,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from datamodules.datamodule import check_data
 from mtv import ConfigError
 from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
@@ -131,6 +132,8 @@ def hydra_job(cfg: DictConfig) -> float | None:
         if done:
             print(f"resume: {run_dir} already completed; nothing to do", flush=True)
             return done.get("metrics", {}).get("test/top1")
+        if cfg.task != "profile" or cfg.dataset.num_classes is None:
+            check_data(cfg)  # annotation files, labels, num_classes: before any logger or model
         check_config(cfg)
     except ConfigError as err:
         ablation = OmegaConf.to_container(cfg.ablation) if cfg.get("ablation") else None  # its table row
