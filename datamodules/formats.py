@@ -8,7 +8,6 @@ expected form, and a video path from a file must stay inside the folder it is re
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,6 @@ from typing import Callable
 
 from .annotation_files import (AnnotationError, as_float, as_int, column, entry, inside, json_list, read_csv,
                                read_json, read_lines)
-
-log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
@@ -61,7 +58,7 @@ def _split_paths(ds, key: str) -> dict[str, str | None]:
     return paths
 
 
-def _class_index(names: list[str], source: str | None) -> dict[str, int]:
+def _class_index(names: list[str], source: str) -> dict[str, int]:
     """Classes indexed by sorted name."""
     if not names:
         raise AnnotationError(f"no labelled rows found in {source}")
@@ -82,7 +79,8 @@ def kinetics_clip_name(youtube_id: str, start: float, end: float) -> str:
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}.mp4"
 
 
-KINETICS_ROW = "the official header label,youtube_id,time_start,time_end,split and rows like abseiling,abc123,10,20,train"
+KINETICS_ROW = ("the official header label,youtube_id,time_start,time_end,split and rows like "
+                "abseiling,abc123,10,20,train")
 
 
 def _read_kinetics_csv(path: Path) -> list[tuple[str, dict[str, str]]]:

@@ -52,8 +52,8 @@ def test_resume_of_a_planted_run_directory_runs_no_code(env: dict, tmp_path: Pat
     _malicious_checkpoint(run_dir / "checkpoints" / "last.ckpt", ckpt_marker)
     (run_dir / ".hydra").mkdir()
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([
-        *_tiny_dataset(tmp_path / "data"), "logger=csv", "+callbacks.extra.x._target_=builtins.open", f"+callbacks.extra.x.file={callback_marker}",
-        "+callbacks.extra.x.mode=w"]))
+        *_tiny_dataset(tmp_path / "data"), "logger=csv", "+callbacks.extra.x._target_=builtins.open",
+        f"+callbacks.extra.x.file={callback_marker}", "+callbacks.extra.x.mode=w"]))
     proc = run_py(f"resume={run_dir}", env=env)
     assert proc.returncode != 0
     assert not ckpt_marker.exists() and not callback_marker.exists()
