@@ -42,7 +42,7 @@ def read_checkpoint(path: str | Path, key: str | None = None) -> dict[str, Any]:
     path = Path(path)
     where = _label(path, key)
     if not path.is_file():
-        raise ConfigError(f"{where}: no such checkpoint file")
+        raise ConfigError(f"{where}: no such file")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

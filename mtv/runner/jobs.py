@@ -132,9 +132,11 @@ def hydra_job(cfg: DictConfig) -> float | None:
         if done:
             print(f"resume: {run_dir} already completed; nothing to do", flush=True)
             return done.get("metrics", {}).get("test/top1")
-        if cfg.task != "profile" or cfg.dataset.num_classes is None:
-            check_data(cfg)  # annotation files, labels, num_classes: before any logger or model
+        if cfg.dataset.num_classes is None:
+            check_data(cfg)  # fills dataset.num_classes from the annotations (video_folder's class folders)
         check_config(cfg)
+        if cfg.task != "profile":
+            check_data(cfg)  # every annotation file and label, before any logger or model
     except ConfigError as err:
         ablation = OmegaConf.to_container(cfg.ablation) if cfg.get("ablation") else None  # its table row
         write_results(run_dir, {"status": "failed", "output_dir": str(run_dir), "ablation": ablation,

@@ -67,7 +67,7 @@ def test_state_dicts_are_found_inside_training_wrappers(tmp_path):
     torch.save({"epoch": 3}, tmp_path / "none.pth")
     with pytest.raises(ConfigError, match="init=.*none.pth.*no state dict of tensors"):
         read_state_dict(tmp_path / "none.pth", key="init")
-    with pytest.raises(ConfigError, match="ckpt_path='.*missing.ckpt': no such checkpoint file"):
+    with pytest.raises(ConfigError, match="ckpt_path='.*missing.ckpt': no such file"):
         read_checkpoint(tmp_path / "missing.ckpt", key="ckpt_path")
 
 
