@@ -90,5 +90,6 @@ class DataConfig:
     pin_memory: bool = False
     # bad input
     missing: str = "error"  # error | skip: annotated files that do not exist (checked at start-up)
+    duplicates: str = "error"  # error | keep | drop (keep the first): a video or segment listed twice in a split
     on_decode_error: str = "skip"  # skip | error: files that fail to decode (see bad_videos.txt)
     max_decode_retries: int = 10  # consecutive replacements in training before giving up

@@ -9,6 +9,9 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from mtv.errors import ConfigError
+
+from .annotation_checks import check_annotations
 from .bad_inputs import BadVideoLog, check_missing
 from .dataset import EvalVideoDataset, TrainVideoDataset, collate_clips
 from .formats import PARSERS, Annotations, read_video_list
@@ -42,7 +45,7 @@ class VideoDataModule(L.LightningDataModule):
         self.annotations: Annotations | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
         if int(data_cfg.batch_size) % int(data_cfg.repeat_aug):
-            raise ValueError(f"data.batch_size={data_cfg.batch_size} must be a multiple of "
+            raise ConfigError(f"data.batch_size={data_cfg.batch_size} must be a multiple of "
                              f"data.repeat_aug={data_cfg.repeat_aug}")
 
     # --- what the model side reads -------------------------------------------------------------------
@@ -98,8 +101,7 @@ class VideoDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.annotations is not None:
             return
-        self.annotations = self._parse()
-        self._check_class_count(self.annotations)
+        self.annotations = self.load_annotations()
         data = self.data_cfg
         records = {s: check_missing(r, s, str(data.missing), self.output_dir, keep_missing=s != "train")
                    for s, r in self.annotations.splits.items()}
@@ -131,6 +133,13 @@ class VideoDataModule(L.LightningDataModule):
                           worker_init_fn=_worker_init, persistent_workers=workers > 0 and split == "train",
                           pin_memory=bool(self.data_cfg.pin_memory))
 
+    def load_annotations(self) -> Annotations:
+        """Every split's records, checked (labels, duplicates, class count) against the config."""
+        annotations = check_annotations(self._parse(), self.dataset_cfg, self.data_cfg)
+        if self.dataset_cfg.num_classes is None:  # video_folder: the class folders define it
+            self.dataset_cfg.num_classes = len(annotations.classes)
+        return annotations
+
     def _parse(self) -> Annotations:
         fmt = str(self.dataset_cfg.format)
         if fmt == "synthetic":
@@ -138,7 +147,7 @@ class VideoDataModule(L.LightningDataModule):
             splits = {s: read_video_list(folder / f"{s}.txt", str(folder)) for s in ("train", "val", "test")}
             return Annotations(splits, classes=class_names(self.num_classes))
         if fmt not in PARSERS:
-            raise ValueError(f"dataset.format={fmt!r} is not one of {sorted(PARSERS) + ['synthetic']}")
+            raise ConfigError(f"dataset.format={fmt!r} is not one of {sorted(PARSERS) + ['synthetic']}")
         return PARSERS[fmt](self.dataset_cfg)
 
     def _synthetic_dir(self) -> Path:
@@ -146,31 +155,21 @@ class VideoDataModule(L.LightningDataModule):
         params = {k: ds[k] for k in PARAMETER_KEYS}
         return ensure_synthetic(params, ds.get("cache_dir") or Path(self.cache_dir, "synthetic"))
 
-    def _check_class_count(self, annotations: Annotations) -> None:
-        if annotations.heads:
-            total = sum(annotations.heads.values())
-            if total != self.num_classes:
-                raise ValueError(f"dataset.num_classes={self.num_classes} but dataset.heads sum to {total}")
-            for s, records in annotations.splits.items():
-                for r in records:
-                    for (head, size), label in zip(annotations.heads.items(), r.label):
-                        if not 0 <= label < size:
-                            raise ValueError(f"{s} label {head}={label} of {r.path} outside 0..{size - 1}: "
-                                             f"check dataset.heads.{head}")
-            return
-        if annotations.classes is not None and len(annotations.classes) != self.num_classes:
-            raise ValueError(f"the annotations define {len(annotations.classes)} classes but "
-                             f"dataset.num_classes={self.num_classes}: set dataset.num_classes="
-                             f"{len(annotations.classes)} (or check the annotation files)")
-
 
 def build_datamodule(cfg: DictConfig) -> VideoDataModule:
     """`cfg`: the whole composed config; uses cfg.dataset, cfg.data, cfg.paths.output_dir / cache_dir."""
     paths = cfg.get("paths") or {}
     recipe = cfg.dataset.get("data_recipe")
     if recipe and cfg.data.get("recipe") != recipe:
-        raise ValueError(f"dataset {cfg.dataset.name} sets data defaults (recipe {recipe!r}) but cfg.data.recipe="
+        raise ConfigError(f"dataset {cfg.dataset.name} sets data defaults (recipe {recipe!r}) but cfg.data.recipe="
                          f"{cfg.data.get('recipe')!r}: in conf/config.yaml list `data: default` before "
                          f"`dataset: ...` in the defaults so the dataset's data values win")
     return VideoDataModule(cfg.dataset, cfg.data, output_dir=paths.get("output_dir"),
                            cache_dir=paths.get("cache_dir"))
+
+
+def check_data(cfg: DictConfig) -> None:
+    """Start-up data checks, before any logger or model exists: parse and check every annotation file
+    (raising `mtv.ConfigError` naming file:line), and fill a null `dataset.num_classes` from the
+    annotations (the class folders of `video_folder`)."""
+    build_datamodule(cfg).load_annotations()

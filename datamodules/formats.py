@@ -1,15 +1,20 @@
 """Annotation parsers, one per dataset layout. Each turns `cfg.dataset` into `Annotations`: a list
 of `VideoRecord` per split plus the class names. Files are not opened here (that is decoding's job),
 only listed, so that missing files can be reported once at start-up.
+
+Annotation files are untrusted text (`annotation_files.py`): every row error names `file:line` and the
+expected form, and a video path from a file must stay inside the folder it is relative to
+(`dataset.allow_outside_root=true` lifts that).
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from .annotation_files import (AnnotationError, as_float, as_int, column, entry, inside, json_list, read_csv,
+                               read_json, read_lines)
 
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
@@ -23,6 +28,7 @@ class VideoRecord:
     label: int | tuple[int, ...]
     start_frame: int = 0
     end_frame: int | None = None
+    source: str = field(default="", compare=False)  # "file:line" it came from, for error messages
 
 
 @dataclass
@@ -33,8 +39,8 @@ class Annotations:
     head_classes: dict[str, list[str]] = field(default_factory=dict)
 
 
-class AnnotationError(ValueError):
-    """An annotation file is missing or malformed; the message names the file and the config key."""
+def _outside_allowed(ds) -> bool:
+    return bool(ds.get("allow_outside_root", False))
 
 
 def _require_file(path: str | None, key: str) -> Path:
@@ -73,13 +79,20 @@ def kinetics_clip_name(youtube_id: str, start: float, end: float) -> str:
     return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}.mp4"
 
 
-def _read_kinetics_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = {"label", "youtube_id", "time_start", "time_end"} - set(rows[0] if rows else {})
-    if missing:
-        raise AnnotationError(f"{path}: columns {sorted(missing)} missing; expected the official header "
-                              f"label,youtube_id,time_start,time_end,split")
+KINETICS_ROW = ("the official header label,youtube_id,time_start,time_end,split and rows like "
+                "abseiling,abc123,10,20,train")
+
+
+def _read_kinetics_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """(file:line, {label, youtube_id, time_start, time_end}) per row, every field checked."""
+    rows = []
+    for line, row in read_csv(path, KINETICS_ROW):
+        where = f"{path}:{line}"
+        values = {name: column(row, name, where, KINETICS_ROW)
+                  for name in ("label", "youtube_id", "time_start", "time_end")}
+        for name in ("time_start", "time_end"):
+            as_float(values[name], where, name, KINETICS_ROW)
+        rows.append((where, values))
     return rows
 
 
@@ -87,32 +100,46 @@ def parse_kinetics(ds) -> Annotations:
     csvs = _split_paths(ds, "annotations")
     dirs = _split_paths(ds, "videos")
     rows = {s: _read_kinetics_csv(_require_file(csvs[s], f"dataset.annotations.{s}")) for s in SPLITS}
-    index = _class_index([r["label"] for r in rows["train"]], csvs["train"])
+    index = _class_index([r["label"] for _, r in rows["train"]], csvs["train"])
     by_class = bool(ds.get("class_subfolders"))  # some downloads keep <split>/<label>/<clip>.mp4
 
-    def clip_path(split: str, row: dict[str, str]) -> str:
+    def record(split: str, where: str, row: dict[str, str]) -> VideoRecord:
         name = kinetics_clip_name(row["youtube_id"], row["time_start"], row["time_end"])
-        return os.path.join(dirs[split], row["label"], name) if by_class else os.path.join(dirs[split], name)
+        relative = os.path.join(row["label"], name) if by_class else name
+        return VideoRecord(inside(dirs[split], relative, where, _outside_allowed(ds)),
+                           _lookup(index, row["label"], where), source=where)
 
-    splits = {s: [VideoRecord(clip_path(s, r), _lookup(index, r["label"], csvs[s])) for r in rows[s]] for s in SPLITS}
+    splits = {s: [record(s, where, r) for where, r in rows[s]] for s in SPLITS}
     return Annotations(splits, classes=sorted(index, key=index.get))
 
 
 # --- Something-Something v2 ----------------------------------------------------------------------
 
 
+SSV2_LABELS = 'a JSON object {"template name": "index", ...} (labels.json)'
+SSV2_ENTRY = 'a JSON list of {"id": "123", "template": "Putting [something] on [something]", ...}'
+
+
 def parse_ssv2(ds) -> Annotations:
     labels_path = _require_file(ds.labels_json, "dataset.labels_json")
-    index = {name: int(i) for name, i in json.loads(labels_path.read_text()).items()}
+    labels = read_json(labels_path, SSV2_LABELS)
+    if not isinstance(labels, dict):
+        raise AnnotationError(f"{labels_path}: holds a JSON {type(labels).__name__}; expected {SSV2_LABELS}")
+    index = {name: as_int(i, str(labels_path), f"index of {name!r}", SSV2_LABELS) for name, i in labels.items()}
     files = _split_paths(ds, "annotations")
     splits = {}
     for s in SPLITS:
         path = _require_file(files[s], f"dataset.annotations.{s}")
         records = []
-        for item in json.loads(path.read_text()):
-            template = item["template"].replace("[", "").replace("]", "")
-            records.append(VideoRecord(os.path.join(ds.video_dir, f"{item['id']}.{ds.extension}"),
-                                       _lookup(index, template, str(path))))
+        for line, item in json_list(path, SSV2_ENTRY):
+            where = f"{path}:{line}"
+            template, video_id = entry(item, "template", where, SSV2_ENTRY), entry(item, "id", where, SSV2_ENTRY)
+            if not isinstance(template, str) or not isinstance(video_id, (str, int)) or isinstance(video_id, bool):
+                raise AnnotationError(f"{where}: 'id' must be a string or integer and 'template' a string; "
+                                      f"expected {SSV2_ENTRY}")
+            name = template.replace("[", "").replace("]", "")
+            path_in = inside(ds.video_dir, f"{video_id}.{ds.extension}", where, _outside_allowed(ds))
+            records.append(VideoRecord(path_in, _lookup(index, name, where), source=where))
         splits[s] = records
     return Annotations(splits, classes=sorted(index, key=index.get))
 
@@ -120,10 +147,30 @@ def parse_ssv2(ds) -> Annotations:
 # --- EPIC-KITCHENS-100 ---------------------------------------------------------------------------
 
 
+EPIC_CLASSES_ROW = "the header id,key,... and rows like 0,take,..."
+EPIC_ROW = ("the EPIC-KITCHENS-100 header with participant_id, video_id, start_frame, stop_frame and "
+            "<head>_class columns, integer frames and classes")
+
+
 def _read_epic_classes(path: str | None, key: str) -> list[str]:
-    with _require_file(path, key).open(newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["id"]))
-    return [r["key"] for r in rows]
+    file = _require_file(path, key)
+    rows = [(as_int(column(r, "id", f"{file}:{n}", EPIC_CLASSES_ROW), f"{file}:{n}", "id", EPIC_CLASSES_ROW),
+             column(r, "key", f"{file}:{n}", EPIC_CLASSES_ROW)) for n, r in read_csv(file, EPIC_CLASSES_ROW)]
+    return [name for _, name in sorted(rows)]
+
+
+def _epic_record(ds, row: dict[str, str], where: str, head_names: list[str]) -> VideoRecord:
+    def integer(name: str) -> int:
+        return as_int(column(row, name, where, EPIC_ROW), where, name, EPIC_ROW)
+
+    try:
+        relative = ds.video_pattern.format(**row)
+    except (KeyError, IndexError) as err:
+        raise AnnotationError(f"{where}: dataset.video_pattern={ds.video_pattern!r} needs column {err}; "
+                              f"expected {EPIC_ROW}") from None
+    return VideoRecord(inside(ds.root, relative, where, _outside_allowed(ds)),
+                       tuple(integer(f"{head}_class") for head in head_names),
+                       start_frame=integer("start_frame") - 1, end_frame=integer("stop_frame") - 1, source=where)
 
 
 def parse_epic_kitchens(ds) -> Annotations:
@@ -135,14 +182,7 @@ def parse_epic_kitchens(ds) -> Annotations:
     splits = {}
     for s in SPLITS:
         path = _require_file(files[s], f"dataset.annotations.{s}")
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        splits[s] = [
-            VideoRecord(os.path.join(ds.root, ds.video_pattern.format(**row)),
-                        tuple(int(row[f"{head}_class"]) for head in head_names),
-                        start_frame=int(row["start_frame"]) - 1, end_frame=int(row["stop_frame"]) - 1)
-            for row in rows
-        ]
+        splits[s] = [_epic_record(ds, row, f"{path}:{line}", head_names) for line, row in read_csv(path, EPIC_ROW)]
     head_classes = {}
     for head in head_names:
         class_file = ds.get("class_files", {}).get(head)
@@ -154,6 +194,10 @@ def parse_epic_kitchens(ds) -> Annotations:
 # --- Moments in Time -----------------------------------------------------------------------------
 
 
+MIT_ROW = "rows class/file.mp4,class,agreement,disagreement (no header)"
+MIT_CATEGORY = "rows name,index (moments_categories.txt)"
+
+
 def parse_mit(ds) -> Annotations:
     """`trainingSet.csv` / `validationSet.csv` rows `class/file.mp4,class,agreement,disagreement` (no
     header); class indices from `moments_categories.txt` (`name,index`) when present, else sorted names."""
@@ -161,43 +205,50 @@ def parse_mit(ds) -> Annotations:
     dirs = _split_paths(ds, "videos")
     rows = {}
     for s in SPLITS:
-        with _require_file(files[s], f"dataset.annotations.{s}").open(newline="") as f:
-            rows[s] = [r for r in csv.reader(f) if r]
+        path = _require_file(files[s], f"dataset.annotations.{s}")
+        rows[s] = [(f"{path}:{n}", column(r, 0, f"{path}:{n}", MIT_ROW), column(r, 1, f"{path}:{n}", MIT_ROW))
+                   for n, r in read_csv(path, MIT_ROW, header=False)]
     categories = ds.get("categories")
     if categories and Path(categories).is_file():
-        with open(categories, newline="") as f:
-            index = {name: int(i) for name, i in csv.reader(f)}
+        index = {}
+        for n, r in read_csv(Path(categories), MIT_CATEGORY, header=False):
+            where = f"{categories}:{n}"
+            index[column(r, 0, where, MIT_CATEGORY)] = as_int(column(r, 1, where, MIT_CATEGORY), where,
+                                                                  "index", MIT_CATEGORY)
     else:
-        index = _class_index([r[1] for r in rows["train"]], files["train"])
-    splits = {s: [VideoRecord(os.path.join(dirs[s], r[0]), _lookup(index, r[1], files[s])) for r in rows[s]]
-              for s in SPLITS}
+        index = _class_index([label for _, _, label in rows["train"]], files["train"])
+    splits = {s: [VideoRecord(inside(dirs[s], name, where, _outside_allowed(ds)), _lookup(index, label, where),
+                              source=where) for where, name, label in rows[s]] for s in SPLITS}
     return Annotations(splits, classes=sorted(index, key=index.get))
 
 
 # --- Plain lists and folders ---------------------------------------------------------------------
 
 
-def read_video_list(path: Path, root: str) -> list[VideoRecord]:
+def read_video_list(path: Path, root: str, allow_outside: bool = False) -> list[VideoRecord]:
     """Lines `relative/path label` (mmaction2 / VideoMAE convention); the path may contain spaces."""
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        name, _, label = line.strip().rpartition(" ")
+    for number, line in read_lines(path):
+        where = f"{path}:{number}"
+        name, _, label = line.rpartition(" ")
         if not name or not label.lstrip("-").isdigit():
-            raise AnnotationError(f"{path}:{number}: expected 'relative/path label', got {line!r}")
-        records.append(VideoRecord(os.path.join(root, name), int(label)))
+            raise AnnotationError(f"{where}: expected 'relative/path label' (an integer label), got {line!r}")
+        records.append(VideoRecord(inside(root, name.strip(), where, allow_outside), int(label), source=where))
     return records
 
 
+def list_path(ds, key: str) -> str | None:
+    """`dataset.<key>` (a list file), relative to `dataset.root` unless absolute."""
+    value = ds.get(key)
+    return os.path.join(ds.root, value) if value and not os.path.isabs(value) else value
+
+
 def parse_video_list(ds) -> Annotations:
-    files = {"train": ds.train_list, "val": ds.val_list, "test": ds.get("test_list") or ds.val_list}
-    splits = {s: read_video_list(_require_file(files[s], f"dataset.{s}_list"), ds.root) for s in SPLITS}
-    labels = {r.label for records in splits.values() for r in records}
-    if labels and (min(labels) < 0 or max(labels) >= ds.num_classes):
-        raise AnnotationError(f"labels in {files['train']} range over {min(labels)}..{max(labels)}, outside "
-                              f"0..{ds.num_classes - 1}: set dataset.num_classes")
-    return Annotations(splits, classes=[str(i) for i in range(ds.num_classes)])
+    files = {"train": list_path(ds, "train_list"), "val": list_path(ds, "val_list"),
+             "test": list_path(ds, "test_list") or list_path(ds, "val_list")}
+    splits = {s: read_video_list(_require_file(files[s], f"dataset.{s}_list"), ds.root, _outside_allowed(ds))
+              for s in SPLITS}
+    return Annotations(splits, classes=[str(i) for i in range(int(ds.num_classes))])  # labels: annotation_checks
 
 
 def parse_video_folder(ds) -> Annotations:

@@ -19,10 +19,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from mtv.checkpoints import MODEL_PREFIX, model_weights, read_checkpoint
 from mtv.models import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
-from mtv.models.mtv.checkpoint_init import MODEL_PREFIX, model_weights
 from mtv.models.registry import ModelInputs, families
 
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
@@ -60,10 +60,8 @@ def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """(model in eval mode, meta): the model rebuilt from `meta['model_cfg']` (its family's build) and its
     weights loaded strictly; meta is everything in the file but the state dict."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    missing = [key for key in ("state_dict", *META_KEYS) if not isinstance(ckpt, Mapping) or key not in ckpt]
+    ckpt = read_checkpoint(path)
+    missing = [key for key in ("state_dict", *META_KEYS) if key not in ckpt]
     if missing:
         raise ConfigError(
             f"{path}: not a model checkpoint of mtv.interop (missing {', '.join(missing)}); "

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from mtv.models.mtv.config import MTVConfig
+from mtv.checkpoints import read_state_dict
 from mtv.errors import ConfigError
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_bilinear, resize_grid
@@ -92,11 +93,7 @@ def read_vit_trunk(path: PathLike, final_norm: bool = False) -> ViTTrunk:
 
         return _from_timm(load_file(str(path)), source, final_norm)
     if suffix in _TORCH_SUFFIXES:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for wrapper in ("model", "state_dict"):  # training checkpoints wrap the state dict
-            if isinstance(state, Mapping) and isinstance(state.get(wrapper), Mapping):
-                state = state[wrapper]
-        return _from_timm(state, source, final_norm)
+        return _from_timm(read_state_dict(path, key="ViT checkpoint"), source, final_norm)
     raise ConfigError(
         f"ViT checkpoint {source}: unknown file type {suffix!r}; use .npz (original ViT / AugReg / big_vision) "
         f"or a timm state dict ({', '.join(_TORCH_SUFFIXES)}, .safetensors)"

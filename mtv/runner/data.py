@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from mtv.checkpoints import read_checkpoint
+
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (seed * 1_000_003 + epoch * 100_003 + index) % (2**31 - 1)
@@ -86,7 +88,7 @@ def data_position(checkpoint_path: str | None) -> dict[str, int] | None:
     `ResumableDataLoader.state_dict`) and the global step."""
     if checkpoint_path is None:
         return None
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(checkpoint_path, key="resume")
     fit_loop = checkpoint["loops"]["fit_loop"]
     states = fit_loop["state_dict"].get("combined_loader")
     step = int(checkpoint["global_step"])

@@ -25,6 +25,7 @@ from hydra.types import RunMode
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from datamodules.datamodule import check_data
 from mtv import ConfigError
 from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
@@ -130,9 +131,13 @@ def hydra_job(cfg: DictConfig) -> float | None:
         if done:
             print(f"resume: {run_dir} already completed; nothing to do", flush=True)
             return done.get("metrics", {}).get("test/top1")
+        if cfg.dataset.num_classes is None:
+            check_data(cfg)  # fills dataset.num_classes from the annotations (video_folder's class folders)
         check_config(cfg)
         if cfg.task in TRAINED_RECIPE_TASKS:
             print("\n".join(adopt_trained_recipe(cfg, list(HydraConfig.get().overrides.task))), flush=True)
+        if cfg.task != "profile":
+            check_data(cfg)  # every annotation file and label, before any logger or model
     except ConfigError as err:
         ablation = OmegaConf.to_container(cfg.ablation) if cfg.get("ablation") else None  # its table row
         write_results(run_dir, {"status": "failed", "output_dir": str(run_dir), "ablation": ablation,

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from mtv import ConfigError
+from mtv import ConfigError, checkpoints
 
 RECIPE_KEYS = ("num_frames", "stride", "short_video", "short_side", "crop_size", "normalize", "test_clips",
                "test_crops")
@@ -25,9 +24,9 @@ TRAINED_RECIPE_TASKS = ("eval", "predict")
 
 
 def read_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint as data (weights_only: files are never code), memory-mapped: reading its config and
-    class names does not load a paper-size model's weights."""
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    """A checkpoint as data (files are never code), memory-mapped: reading its config and class names does
+    not load a paper-size model's weights."""
+    return checkpoints.read_checkpoint(path, "ckpt_path", mmap=True)
 
 
 def trained_recipe(checkpoint: dict[str, Any]) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from torch import nn
 
 from datamodules import build_datamodule
 from mtv import ConfigError
+from mtv.checkpoints import model_weights, read_checkpoint
 from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.models import get_family
 from mtv.models.ensemble import Ensemble
-from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import describe_model, format_profile_of, inputs_of, model_of, profile_of
 from mtv.runner.predictions import StoreClassNames, TestPredictions
@@ -96,11 +96,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg) + _prediction_callbacks(cfg, dm, run_dir))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     data = ResumableData(dm, int(cfg.seed), position)
-    trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=False)
+    trainer.fit(module, datamodule=data, ckpt_path=resume_from, weights_only=True)
     metrics = _metrics(trainer)  # train / val (the test stage replaces the trainer's metrics)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.train.test_after_fit:
-        trainer.test(module, datamodule=data, ckpt_path=best or None, weights_only=False)
+        trainer.test(module, datamodule=data, ckpt_path=best or None, weights_only=True)
         metrics.update(_metrics(trainer))
     return {
         **sizes,
@@ -126,7 +126,7 @@ def _size(value: Any) -> list[int]:
 def load_checkpoint_model(path: str) -> tuple[nn.Module, dict[str, Any]]:
     """(model, the input it was trained for) from a checkpoint of this framework (Lightning .ckpt) or a
     model checkpoint of mtv.interop (e.g. a released scenic checkpoint converted by mtv.interop.convert)."""
-    raw = torch.load(path, map_location="cpu", weights_only=False)
+    raw = read_checkpoint(path, key="ckpt_path")
     if "hyper_parameters" not in raw:
         model, meta = load_model_checkpoint(path)
         return model, {"num_classes": meta["num_classes"], "num_frames": meta["num_frames"],

@@ -138,8 +138,8 @@ def test_killed_run_resumes_to_the_same_result(env: dict, tmp_path: Path) -> Non
     assert b["status"] == "completed" and b["resumed_from"].endswith("last.ckpt")
     for key in ("test/top1", "test/clip_top1", "val/top1"):
         assert a["metrics"][key] == pytest.approx(b["metrics"][key], abs=1e-6), key
-    wa = torch.load(straight / "checkpoints/last.ckpt", weights_only=False)["state_dict"]
-    wb = torch.load(killed / "checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    wa = torch.load(straight / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
+    wb = torch.load(killed / "checkpoints/last.ckpt", weights_only=True)["state_dict"]
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6, msg=name)
     assert len(wandb_content(killed)["ids"]) == 1  # the resumed job continued the same W&B run

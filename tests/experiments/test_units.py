@@ -144,9 +144,26 @@ def test_resume_argv_replays_the_saved_overrides(tmp_path: Path) -> None:
     assert expand_resume_argv(["run.py", "resume=true"]) == ["run.py", "resume=true"]
     with pytest.raises(SystemExit, match="multirun.yaml"):
         expand_resume_argv(["run.py", "-m", f"resume={tmp_path}"])
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["experiment=e"]}}}))
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": ["experiment=k400_mtv_b"]}}}))
     assert expand_resume_argv(["run.py", f"resume={tmp_path}", "-m"]) == [
-        "run.py", "-m", "experiment=e", "resume=true", f"hydra.sweep.dir={tmp_path}"]
+        "run.py", "-m", "experiment=k400_mtv_b", "resume=true", f"hydra.sweep.dir={tmp_path}"]
+
+
+def test_resume_replays_only_declared_keys_never_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A planted `.hydra/overrides.yaml` (issue 12 "A run directory is code") cannot instantiate classes,
+    swap Hydra's launcher or callbacks, or add keys conf/ does not declare."""
+    marker = tmp_path / "pwned"
+    planted = ["view=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
+               "+callbacks.extra.x._target_=builtins.open", f"+callbacks.extra.x.file={marker}",
+               f"callbacks.extra={{x: {{_target_: builtins.open, file: {marker}}}}}", "hydra/launcher=slurm",
+               "hydra.callbacks.x._target_=builtins.open", "+new_key=1", "dataset=../../../tmp/evil"]
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra/overrides.yaml").write_text(yaml.safe_dump(planted))
+    argv = expand_resume_argv(["run.py", f"resume={tmp_path}"])
+    assert argv == ["run.py", "view=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
+                    "resume=true", f"hydra.run.dir={tmp_path}"]
+    refused = capsys.readouterr().err
+    assert refused.count("not replaying") == len(planted) - 4 and "names a class to instantiate" in refused
 
 
 def test_table_keeps_the_paper_row_order_and_marks_missing_rows() -> None:

@@ -21,36 +21,11 @@ from torch import Tensor
 
 from mtv.errors import ConfigError
 from mtv.models.moa.model import MoATransformer
-from mtv.models.mtv.checkpoint_init import MODEL_PREFIX, model_weights
+from mtv.checkpoints import read_model_weights
 from mtv.models.resize import resize_bilinear
 
 HEAD_KEYS = ("head.weight", "head.bias")
 INDEX_SUFFIX = "relative_position_index"
-
-
-def read_state_dict(path: str | Path, label: str) -> dict[str, Tensor]:
-    """Tensors of a MoA checkpoint file: a plain state dict, the authors' `{"model": state_dict, ...}` or a
-    Lightning checkpoint of this project (`state_dict` with the `model.` prefix). Read as data only."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{label}: no such file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError) as error:
-        raise ConfigError(
-            f"{label}: not loadable as plain tensors ({str(error).splitlines()[0]}); the authors' training "
-            "checkpoints also pickle their yacs config: re-save the weights alone with "
-            "torch.save(torch.load(path, weights_only=False)['model'], new_path) where you trust the file"
-        ) from error
-    if isinstance(ckpt, Mapping):
-        for key in ("model", "state_dict"):
-            if isinstance(ckpt.get(key), Mapping):
-                ckpt = ckpt[key]
-                break
-    if not isinstance(ckpt, Mapping) or not ckpt or not all(isinstance(v, Tensor) for v in ckpt.values()):
-        raise ConfigError(
-            f"{label}: no state dict of tensors in this file (a dict, or one under 'model' / 'state_dict')")
-    return model_weights(ckpt) if any(k.startswith(MODEL_PREFIX) for k in ckpt) else dict(ckpt)
 
 
 def _resize_table(table: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -99,5 +74,5 @@ def _fitted(model: MoATransformer, state: Mapping[str, Tensor], label: str) -> d
 def init_from_checkpoint(model: MoATransformer, source: str | Path | Mapping[str, Tensor]) -> None:
     """Load a state dict in the authors' layout into `model`, validating every key before changing anything."""
     label = f"model.init.checkpoint={str(source)!r}" if isinstance(source, (str, Path)) else "MoA state dict"
-    state = read_state_dict(source, label) if isinstance(source, (str, Path)) else source
+    state = read_model_weights(source, label) if isinstance(source, (str, Path)) else source
     model.load_state_dict(_fitted(model, state, label), strict=False)

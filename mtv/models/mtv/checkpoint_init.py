@@ -17,32 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mtv.checkpoints import read_model_weights
 from mtv.errors import ConfigError
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_grid
-
-MODEL_PREFIX = "model."  # the LightningModule's attribute: its checkpoints name weights "model.<name>"
-
-
-def model_weights(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """The model's own weights from a LightningModule state dict ("model." prefix removed)."""
-    return {key[len(MODEL_PREFIX):]: value for key, value in state.items() if key.startswith(MODEL_PREFIX)}
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Model weights from a converted checkpoint (`mtv.interop.convert`), a Lightning checkpoint of this
-    project, or a plain `state_dict` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: no state dict of tensors in this file")
-    if any(key.startswith(MODEL_PREFIX) for key in state):
-        state = model_weights(state)
-    return dict(state)
-
 
 def _linear_1d(x: Tensor, size: int) -> Tensor:
     """Resize (C, L) -> (C, size) linearly with aligned corners."""
@@ -110,7 +88,7 @@ def _resizers(model: MTV) -> dict[str, Resizer]:
 
 def init_from_checkpoint(model: MTV, source: str | Path | Mapping[str, Tensor], restore_head: bool = False) -> None:
     """Load another MTV's weights into `model`, resizing input-dependent tensors; validates everything first."""
-    state = read_state_dict(source) if isinstance(source, (str, Path)) else dict(source)
+    state = read_model_weights(source, "model.init.checkpoint") if isinstance(source, (str, Path)) else dict(source)
     label = f"model.init.checkpoint={str(source)!r}" if isinstance(source, (str, Path)) else "checkpoint"
     target = model.state_dict()
     resizers = _resizers(model)

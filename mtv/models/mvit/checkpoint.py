@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mtv.checkpoints import read_model_weights
 from mtv.errors import ConfigError
 from mtv.models.mvit.relpos import table_at
 
@@ -74,16 +75,8 @@ def native(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a torchvision state-dict file or a PySlowFast `.pyth` (its `model_state`), tensors only."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    state = ckpt.get("model_state", ckpt) if isinstance(ckpt, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"model.init.checkpoint={str(path)!r}: neither a state dict of tensors (torchvision) nor a "
-                          "dict with a 'model_state' state dict (PySlowFast .pyth)")
-    return dict(state)
+    """Tensors of a torchvision state-dict file or a PySlowFast `.pyth` (its `model_state`), as data only."""
+    return read_model_weights(path, "model.init.checkpoint")
 
 
 def check_fits(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
