@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .formats import Annotations, AnnotationError, VideoRecord
+from .formats import AnnotationError, Annotations, VideoRecord
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .annotation_files import (AnnotationError, as_float, as_int, column, entry, inside, json_list, read_csv,
-                               read_json, read_lines)
+from .annotation_files import (
+    AnnotationError,
+    as_float,
+    as_int,
+    column,
+    entry,
+    inside,
+    json_list,
+    read_csv,
+    read_json,
+    read_lines,
+)
 
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")

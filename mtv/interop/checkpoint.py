@@ -20,9 +20,9 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from mtv.checkpoints import MODEL_PREFIX, model_weights, read_checkpoint
-from mtv.models import build_model
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
+from mtv.models import build_model
 from mtv.models.registry import ModelInputs, families
 
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")

@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from mtv.models.mtv.config import MTVConfig
 from mtv.errors import ConfigError
 from mtv.interop.checkpoint import save_model_checkpoint
 from mtv.interop.scenic import load_params, model_from_scenic, scenic_model_config
 from mtv.interop.scenic_vivit import checked_model_cfg as vivit_model_cfg
 from mtv.interop.scenic_vivit import is_vivit_config, scenic_vivit_spec, vivit_from_scenic
+from mtv.models.mtv.config import MTVConfig
 from mtv.models.variants import ENCODER_SIZES, ViewSpec
 
 

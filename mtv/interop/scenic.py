@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtv.models.mtv.config import CLASSIFIERS, MTVConfig
 from mtv.errors import ConfigError
 from mtv.interop.flax_msgpack import flatten, params_from_train_state, read_msgpack
+from mtv.models.mtv.config import CLASSIFIERS, MTVConfig
 from mtv.models.mtv.model import MTV
 
 Params = Mapping[str, Any]

@@ -25,6 +25,7 @@ from mtv.interop.scenic import (
     load_params,
     load_state_dict_checked,
 )
+from mtv.models.registry import ModelInputs
 from mtv.models.variants import ENCODER_SIZES, ViewSpec
 from mtv.models.vivit.config import (
     FACTORIZED_ENCODER,
@@ -34,7 +35,6 @@ from mtv.models.vivit.config import (
     resolve,
     spec_from_scenic,
 )
-from mtv.models.registry import ModelInputs
 from mtv.models.vivit.model import ViViT
 
 Params = Mapping[str, Any]

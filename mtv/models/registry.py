@@ -2,17 +2,18 @@
 
 A family is one module that calls `register_family` with a `ModelFamily` on import: a subpackage of
 `mtv.models`, or a module of another installed package named by an entry point in the group `mtv.models`
-(`[project.entry-points."mtv.models"] toy = "toy_package.family"`), loaded with the built-in ones. The runner, the LightningModule, `task=profile` and the table builder only ever go
-through `get_family(name)`; none of them names a family.
+(`[project.entry-points."mtv.models"] toy = "toy_package.family"`), loaded with the built-in ones.
+The runner, the LightningModule, `task=profile` and the table builder only ever go through
+`get_family(name)`; none of them names a family.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from importlib.metadata import entry_points
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from torch import nn

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtv.models.mtv.config import MTVConfig
 from mtv.checkpoints import read_state_dict
 from mtv.errors import ConfigError
+from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_bilinear, resize_grid
 from mtv.models.variants import parse_view

@@ -27,8 +27,8 @@ from datamodules.bad_inputs import BadVideoLog
 from datamodules.dataset import EvalVideoDataset, collate_clips
 from datamodules.formats import VIDEO_EXTENSIONS, VideoRecord
 from mtv import ConfigError
+from mtv.checkpoints import read_checkpoint
 from mtv.runner.predictions import names_by_head, prediction_rows, write_csv, write_json
-from mtv.runner.recipe import read_checkpoint
 from mtv.runner.tasks import load_checkpoint_model
 
 LIST_SUFFIXES = (".txt", ".lst")
@@ -142,7 +142,7 @@ def _view_averaged_logits(cfg: DictConfig, model: nn.Module, videos: list[str], 
 
 def predict(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     videos = collect_videos(cfg.inputs)
-    checkpoint = read_checkpoint(cfg.ckpt_path)
+    checkpoint = read_checkpoint(cfg.ckpt_path, "ckpt_path", mmap=True)
     model, trained = load_checkpoint_model(cfg.ckpt_path)
     names = _class_names(checkpoint, int(trained["num_classes"]))
     trained_on = (_trained_dataset(checkpoint) or {}).get("name")

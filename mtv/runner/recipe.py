@@ -23,12 +23,6 @@ MODEL_INPUT_KEYS = ("num_frames", "crop_size")
 TRAINED_RECIPE_TASKS = ("eval", "predict")
 
 
-def read_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint as data (files are never code), memory-mapped: reading its config and class names does
-    not load a paper-size model's weights."""
-    return checkpoints.read_checkpoint(path, "ckpt_path", mmap=True)
-
-
 def trained_recipe(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The recipe keys a checkpoint knows: all of them for run.py checkpoints, frames and crop for
     converted ones (mtv.interop.checkpoint)."""
@@ -56,7 +50,7 @@ def _checkpoint_paths(cfg: DictConfig) -> list[str]:
 def _common_recipe(paths: list[str], chosen: set[str]) -> dict[str, Any]:
     """The recipe of the first checkpoint; ensemble members must agree on every key not chosen on the
     command line."""
-    recipes = [trained_recipe(read_checkpoint(path)) for path in paths]
+    recipes = [trained_recipe(checkpoints.read_checkpoint(path, "ckpt_path", mmap=True)) for path in paths]
     for key, value in recipes[0].items():
         others = {str(r.get(key)) for r in recipes[1:] if key in r} - {str(value)}
         if others and key not in chosen:

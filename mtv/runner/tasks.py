@@ -27,7 +27,6 @@ from mtv.models.ensemble import Ensemble
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import describe_model, format_profile_of, inputs_of, model_of, profile_of
 from mtv.runner.predictions import StoreClassNames, TestPredictions
-from mtv.runner.recipe import read_checkpoint
 from mtv.runner.results import write_json
 from mtv.runner.trackers import build_callbacks, build_loggers, record_summary
 from mtv.schema import to_schema
@@ -177,7 +176,7 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     sizes = _size_fields(profile_of(module.model, model_cfgs[0], inputs_of(cfg)))
     dm = build_datamodule(cfg)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero())
-    class_names = read_checkpoint(paths[0]).get("class_names")  # names the model was trained with
+    class_names = read_checkpoint(paths[0], "ckpt_path", mmap=True).get("class_names")  # names the model was trained with
     trainer = _trainer(cfg, run_dir, loggers, _prediction_callbacks(cfg, dm, run_dir, class_names))
     record_summary(loggers, {k: v for k, v in sizes.items() if not isinstance(v, dict)})
     trainer.test(module, datamodule=dm)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.aggregation import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
 
 
 def split_heads(logits: Tensor, heads: dict[str, int]) -> dict[str, Tensor]:

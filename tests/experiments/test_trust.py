@@ -13,7 +13,6 @@ import yaml
 from helpers import results, run_py
 
 
-
 def _tiny_dataset(root: Path, val: str = "a.mp4 0\nb.mp4 1\n") -> tuple[str, ...]:
     """A two-class video_list (lists only: each test stops before any video is opened)."""
     root.mkdir(parents=True, exist_ok=True)

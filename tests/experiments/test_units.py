@@ -13,13 +13,13 @@ import torch
 import yaml
 
 from experiments.table import build_lines, markdown
-from mtv.training.metrics import ClassificationMetrics
-from mtv.training.module import VideoClassifier, soft_cross_entropy, step_seed
-from mtv.training.optim import OptimConfig, param_groups, warmup_cosine
 from mtv.runner.data import ResumableSampler, SeededDataset
 from mtv.runner.gpu_slots import gpu_slot
 from mtv.runner.models import model_of
 from mtv.runner.resume import expand_resume_argv
+from mtv.training.metrics import ClassificationMetrics
+from mtv.training.module import VideoClassifier, soft_cross_entropy, step_seed
+from mtv.training.optim import OptimConfig, param_groups, warmup_cosine
 
 torch.set_num_threads(1)
 
@@ -126,7 +126,6 @@ def test_gpu_slots_are_exclusive(tmp_path: Path) -> None:
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     procs = [ctx.Process(target=_hold, args=(str(tmp_path), 1.0, out)) for _ in range(3)]
-    start = time.time()
     for p in procs:
         p.start()
     for p in procs:

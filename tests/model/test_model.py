@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mtv import MTV, ConfigError, Ensemble, MTVConfig, build_model
-from mtv.models.mtv.fusion import BottleneckFusion, CrossViewAttention, MLPFusion
 from mtv.models.layers import drop_path
+from mtv.models.mtv.fusion import BottleneckFusion, CrossViewAttention, MLPFusion
 from mtv.models.variants import parse_variant
 
 torch.set_num_threads(1)

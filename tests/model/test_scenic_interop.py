@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the test-only refere
 import scenic_reference_impl as reference  # noqa: E402
 
 from mtv import ConfigError  # noqa: E402
-from mtv.models.mtv.config import MTVConfig  # noqa: E402
 from mtv.interop.checkpoint import load_model_checkpoint  # noqa: E402
-from mtv.interop.convert import checked_model_cfg, main as convert_main  # noqa: E402
+from mtv.interop.convert import checked_model_cfg  # noqa: E402
+from mtv.interop.convert import main as convert_main
 from mtv.interop.flax_msgpack import read_msgpack  # noqa: E402
 from mtv.interop.scenic import model_from_scenic  # noqa: E402
+from mtv.models.mtv.config import MTVConfig  # noqa: E402
 
 torch.set_num_threads(1)
 

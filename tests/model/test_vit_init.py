@@ -19,10 +19,10 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 from torch import Tensor
 
-from mtv.models import build_model
-from mtv.models.mtv.config import FusionConfig, GlobalEncoderConfig, MTVConfig, ViewConfig
-from mtv.models.ensemble import Ensemble
 from mtv.errors import ConfigError
+from mtv.models import build_model
+from mtv.models.ensemble import Ensemble
+from mtv.models.mtv.config import FusionConfig, GlobalEncoderConfig, MTVConfig, ViewConfig
 from mtv.models.mtv.model import MTV
 from mtv.models.vit_init import init_views_from_vit, load_vit_checkpoint
 

@@ -12,16 +12,14 @@ Anything else that does not match is a ConfigError naming the first offending ke
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
+from mtv.checkpoints import read_model_weights
 from mtv.errors import ConfigError
 from mtv.models.moa.model import MoATransformer
-from mtv.checkpoints import read_model_weights
 from mtv.models.resize import resize_bilinear
 
 HEAD_KEYS = ("head.weight", "head.bias")

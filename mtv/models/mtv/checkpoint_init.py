@@ -22,6 +22,7 @@ from mtv.errors import ConfigError
 from mtv.models.mtv.model import MTV
 from mtv.models.resize import resize_grid
 
+
 def _linear_1d(x: Tensor, size: int) -> Tensor:
     """Resize (C, L) -> (C, size) linearly with aligned corners."""
     if x.shape[-1] == size:

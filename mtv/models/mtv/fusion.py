@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mtv.errors import ConfigError
-from mtv.models.mtv.config import MTVConfig
 from mtv.models.layers import Block, CrossAttention, drop_path, layer_norm
+from mtv.models.mtv.config import MTVConfig
 
 
 class Fusion(nn.Module):

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mtv.models.layers import Block, CrossAttention, central_frame_init_, init_vit_layer_, layer_norm
 from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.fusion import build_fusion
-from mtv.models.layers import Block, CrossAttention, central_frame_init_, init_vit_layer_, layer_norm
 
 
 class ViewEncoder(nn.Module):

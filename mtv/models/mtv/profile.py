@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from mtv.models.counting import macs_by_module
-from mtv.models.mtv.config import MTVConfig
 from mtv.models.ensemble import Ensemble
+from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.model import MTV
 
 COMPONENTS = ("tokenizer", "view_encoders", "fusion", "global_encoder", "head")

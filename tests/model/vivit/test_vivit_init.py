@@ -16,8 +16,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the ViT writers of the MTV ViT-init tests
-from test_vit_init import DEPTH, HEADS, MLP, PATCH, WIDTH, bilinear_aligned, images, make_vit, vit_tokens, \
-    write_vit  # noqa: E402
+from test_vit_init import (
+    DEPTH,
+    HEADS,
+    MLP,
+    PATCH,
+    WIDTH,
+    bilinear_aligned,
+    images,
+    make_vit,
+    vit_tokens,
+    write_vit,  # noqa: E402
+)
 
 from mtv import ConfigError  # noqa: E402
 from mtv.interop.checkpoint import save_model_checkpoint  # noqa: E402
