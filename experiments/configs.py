@@ -54,12 +54,12 @@ def render_row(table: Table, row: Row) -> str:
 def render_experiment(table: Table) -> str:
     rows = ",".join(r.name for r in table.rows)
     body = {
-        "defaults": ["k400_mtv_b", "_self_"],
+        "defaults": [table.base, "_self_"],
         "experiment_name": table.name,
         "hydra": {"mode": "MULTIRUN", "sweeper": {"params": {f"+row/{table.name}": rows}}},
     }
     text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
-    return f"# @package _global_\n{HEADER}# {table.title}: one job per row, on Kinetics-400 with the MTV-B recipe.\n{text}"
+    return f"# @package _global_\n{HEADER}# {table.title}: one job per row, from conf/experiment/{table.base}.yaml.\n{text}"
 
 
 def expected_files(conf: Path = CONF) -> dict[Path, str]:

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mtv.checkpoints import read_model_weights
 from mtv.errors import ConfigError
-from mtv.models.mtv.checkpoint_init import read_state_dict
 from mtv.models.resize import resize_grid
 from mtv.models.vit_init import inflate_kernel, read_vit_trunk
 from mtv.models.vivit.config import FACTORIZED_ENCODER, FACTORIZED_SELF_ATTENTION
@@ -138,7 +138,7 @@ def _vit_updates(model: ViViT, path: str | Path, inflation: str, posemb_change: 
 
 def _checkpoint_updates(model: ViViT, path: str | Path, restore_head: bool, posemb_change: str) -> dict[str, Tensor]:
     source = f"model.init.checkpoint={str(path)!r}"
-    state = read_state_dict(path)
+    state = read_model_weights(path, "model.init.checkpoint")
     target = model.state_dict()
     keep = set() if restore_head else {"head.weight", "head.bias"}
 
