@@ -15,7 +15,9 @@ import hydra
 from omegaconf import DictConfig
 
 import mtv.runner  # noqa: F401  (registers the config schemas and ${mtv.*} resolvers used by conf/)
+from mtv import ConfigError
 from mtv.runner.jobs import hydra_job
+from mtv.runner.overrides import check_override_keys
 from mtv.runner.resume import expand_resume_argv
 
 
@@ -26,4 +28,8 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv = expand_resume_argv(sys.argv)
+    try:
+        check_override_keys(sys.argv[1:])
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     main()

@@ -60,3 +60,14 @@ def to_schema(cls: type[T], node: Any, where: str) -> T:
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", "") or ""
         raise ConfigError(f"{where}{key}: {err.msg if hasattr(err, 'msg') else err}") from err
+
+
+def field_paths(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key path a dataclass declares, nested dataclasses included (`fusion.layers`, ...)."""
+    paths = []
+    for f in dataclasses.fields(cls):
+        paths.append(prefix + f.name)
+        sub = _nested_schema(cls, f.name)
+        if sub is not None:
+            paths.extend(field_paths(sub, f"{prefix}{f.name}."))
+    return paths

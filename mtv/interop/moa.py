@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mtv.checkpoints import read_model_weights
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
-from mtv.models.moa.checkpoint import INDEX_SUFFIX, read_state_dict
+from mtv.models.moa.checkpoint import INDEX_SUFFIX
 from mtv.models.moa.config import MoAConfig, validate
 from mtv.models.moa.model import MoATransformer
 from mtv.models.registry import ModelInputs
@@ -66,7 +67,7 @@ def model_from_authors(kwargs: Mapping[str, Any], state_dict: Mapping[str, Tenso
     geometry, are checked against ours and then dropped)."""
     cfg, inputs = authors_config(kwargs)
     source = str(state_dict) if isinstance(state_dict, (str, Path)) else "authors' state dict"
-    state = read_state_dict(state_dict, source) if isinstance(state_dict, (str, Path)) else dict(state_dict)
+    state = read_model_weights(state_dict) if isinstance(state_dict, (str, Path)) else dict(state_dict)
     model = MoATransformer(cfg, inputs.num_classes, inputs.image_size)
     indices = {name: buffer for name, buffer in model.named_buffers() if name.endswith(INDEX_SUFFIX)}
     for key in (k for k in state if k.endswith(INDEX_SUFFIX)):

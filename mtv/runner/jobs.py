@@ -33,7 +33,7 @@ from mtv.runner.launch import needs_own_processes, run_process_group
 from mtv.runner.models import describe_model
 from mtv.runner.predict import predict
 from mtv.runner.recipe import TRAINED_RECIPE_TASKS, adopt_trained_recipe
-from mtv.runner.results import read_results, summary, write_results
+from mtv.runner.results import print_config_tree, read_results, summary, write_results
 from mtv.runner.tasks import TASKS
 from mtv.runner.trackers import finish_wandb
 
@@ -148,6 +148,7 @@ def hydra_job(cfg: DictConfig) -> float | None:
         raise
     with maybe_gpu_slot(cfg, run_dir):
         OmegaConf.save(cfg, run_dir / CONFIG_FILE)
+        print_config_tree(cfg, run_dir / CONFIG_FILE)
         own_processes = cfg.task not in ("profile", "predict") and needs_own_processes(cfg)  # single-process tasks
         record = run_process_group(cfg, run_dir / CONFIG_FILE) if own_processes else run_task(cfg)
     if record["status"] != "completed":

@@ -1,4 +1,5 @@
-"""`results.json` of a run directory (written by rank 0) and the one-screen summary printed at the end.
+"""`results.json` of a run directory (written by rank 0), the config tree printed at the start and the
+one-screen summary printed at the end.
 
 results.json is what the table builder reads: status (running | completed | failed, with the error),
 metrics, params and GMACs per view, views, fusion, classes, wall time, devices, dataset sizes and
@@ -11,6 +12,11 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+import rich
+import rich.syntax
+import rich.tree
+from omegaconf import DictConfig, OmegaConf
 
 RESULTS = "results.json"
 
@@ -31,6 +37,15 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def print_config_tree(cfg: DictConfig, saved_to: Path) -> None:
+    """The resolved config as a tree, one branch per top-level section (lightning-hydra-template style)."""
+    tree = rich.tree.Tree(f"config (saved to {saved_to})")
+    for section, node in cfg.items():
+        text = OmegaConf.to_yaml(node) if isinstance(node, DictConfig) else str(node)
+        tree.add(str(section)).add(rich.syntax.Syntax(text.rstrip(), "yaml"))
+    rich.print(tree)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -39,17 +54,22 @@ def _fmt(value: Any) -> str:
 
 def summary(record: dict[str, Any]) -> str:
     """A short, fixed-layout summary of one run for the terminal."""
-    fusion = record.get("fusion") or {}
+    fusion = record.get("fusion")
+    model = f"{record.get('model')}  {record.get('variant') or ''}"
+    if fusion:
+        model += f"  fusion {fusion.get('type')} {fusion.get('layers', '')}"
+    devices = record.get("devices")
+    if record.get("task") == "profile":  # nothing ran: shapes only
+        devices = "none: counted on the meta device (no data, no weights)"
     lines = [
         "=" * 72,
         f"{record.get('task', '?')} {record['status'].upper()}  {record.get('run_name', '')}",
         f"  dir        {record.get('output_dir')}",
-        f"  model      {record.get('model')}  {record.get('variant')}  fusion {fusion.get('type')} "
-        f"{fusion.get('layers', '')}",
+        f"  model      {model.rstrip()}",
         f"  size       {_fmt(record.get('params_m'))} M params, {_fmt(record.get('gmacs_per_view'))} GMACs per view",
         f"  data       {record.get('dataset', {}).get('name')}  {record.get('num_classes')} classes  "
         f"sizes {record.get('dataset_sizes')}  unreadable {record.get('unreadable')}",
-        f"  devices    {record.get('devices')}",
+        f"  devices    {devices}",
         f"  wall time  {_fmt(record.get('wall_time_s'))} s",
     ]
     metrics = record.get("metrics") or {}

@@ -85,7 +85,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True)
     dm = build_datamodule(cfg)
     module = _module(cfg, model_of(cfg), mixup=dm.mixup)
-    sizes = _size_fields(profile_of(module.model, cfg.model, inputs_of(cfg)))
+    counts = profile_of(module.model, cfg.model, inputs_of(cfg))
+    if _is_rank_zero():  # the model summary (Lightning's own, off in conf/trainer, has no FLOPs)
+        print(format_profile_of(counts, cfg.model), flush=True)
+    sizes = _size_fields(counts)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume_from = str(last) if cfg.resume and last.exists() else None
     if cfg.resume and resume_from is None:

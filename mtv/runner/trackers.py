@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ class ResumableCSVLogger(CSVLogger):
 
     def __init__(self, save_dir: str) -> None:
         super().__init__(save_dir=save_dir, name="", version="")
+
+    @property
+    def experiment(self) -> Any:
+        """Lightning's writer, without its warning that the run directory is not empty: metrics.csv
+        lives in the run directory beside config.yaml on purpose."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+            return super().experiment
 
     def keep_before_step(self, step: int) -> None:
         path = Path(self.log_dir) / "metrics.csv"

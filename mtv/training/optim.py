@@ -50,13 +50,13 @@ def _no_weight_decay(model: nn.Module) -> set[str]:
     return set(names()) if callable(names) else set()
 
 
-def _layer_scales(model: nn.Module, decay: float | None) -> dict[str, float]:
-    """Learning-rate multiplier per parameter name (all 1 without layer decay).
+def _layer_scales(model: nn.Module, decay: float | None) -> dict[str, tuple[float, int | None]]:
+    """(learning-rate multiplier, layer id) per parameter name; (1, None) without layer decay.
 
     An Ensemble's members each get their own depth scale (names start with `members.<i>.`)."""
     names = [name for name, p in model.named_parameters() if p.requires_grad]
     if not decay:
-        return {name: 1.0 for name in names}
+        return {name: (1.0, None) for name in names}
     scales = {}
     for name in names:
         owner, local = model, name
@@ -64,12 +64,14 @@ def _layer_scales(model: nn.Module, decay: float | None) -> dict[str, float]:
             index, local = name.split(".", 2)[1:]
             owner = model.members[int(index)]
         depth = owner.num_layers_for_lr_decay
-        scales[name] = decay ** (depth - 1 - owner.layer_id(local))
+        layer = owner.layer_id(local)
+        scales[name] = (decay ** (depth - 1 - layer), layer)
     return scales
 
 
 def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | None) -> list[dict[str, Any]]:
-    """One group per (weight decay on/off, lr scale); each group carries `lr_scale` for the schedule."""
+    """One group per (weight decay on/off, lr scale); each group carries `lr_scale` for the schedule and a
+    `name` (`decay` / `no_decay`, with `/layer<id>` under layer decay) for the learning-rate monitor."""
     scales = _layer_scales(model, layer_decay)
     exempt = _no_weight_decay(model)
     groups: dict[tuple[bool, float], dict[str, Any]] = {}
@@ -77,9 +79,11 @@ def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | Non
         if not param.requires_grad:
             continue
         decay = param.ndim > 1 and name not in exempt
-        key = (decay, scales[name])
+        scale, layer = scales[name]
+        label = ("decay" if decay else "no_decay") + ("" if layer is None else f"/layer{layer}")
         group = groups.setdefault(
-            key, {"params": [], "weight_decay": weight_decay if decay else 0.0, "lr_scale": key[1]}
+            (decay, scale), {"params": [], "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale,
+                             "name": label}
         )
         group["params"].append(param)
     return list(groups.values())

@@ -95,13 +95,15 @@ def test_ddp_jobs_inside_a_multirun_sweep(env: dict, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("table", ["table1c_fusion", "table1d_slowfast"])
-def test_table1_sweeps_finish_every_row_at_smoke_size(table: str, env: dict, tmp_path: Path) -> None:
-    """The sweeps with the most distinct rows (ensemble, late / MLP / bottleneck / CVA fusion, SlowFast);
-    every row of every sub-table is composed and validated in test_configs.py."""
+@pytest.mark.parametrize("table", ["table1c_fusion", "table1d_slowfast", "vivit_models", "compare_pyramids_views"])
+def test_sweeps_finish_every_row_at_smoke_size(table: str, env: dict, tmp_path: Path) -> None:
+    """The sweeps with the most distinct rows (ensemble, late / MLP / bottleneck / CVA fusion, SlowFast,
+    ViViT's four models, MTV against MViT, ViViT and MoA); every row of every table is composed and
+    validated in test_configs.py. A sweep names its directory when it starts and ends."""
     sweep = tmp_path / table
     proc = run_py("-m", f"experiment={table}", *SMOKE, "logger=csv", f"hydra.sweep.dir={sweep}", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"sweep: runs go to {sweep}" in proc.stdout and f"sweep done: {sweep}" in proc.stdout
     rows = {results(j)["ablation"]["row"]: results(j)["status"] for j in sweep.iterdir() if j.is_dir()}
     assert rows == {row.name: "completed" for row in TABLES[table].rows}
     assert table_py(sweep).returncode == 0 and (sweep / "table.csv").exists()

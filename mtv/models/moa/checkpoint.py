@@ -72,5 +72,5 @@ def _fitted(model: MoATransformer, state: Mapping[str, Tensor], label: str) -> d
 def init_from_checkpoint(model: MoATransformer, source: str | Path | Mapping[str, Tensor]) -> None:
     """Load a state dict in the authors' layout into `model`, validating every key before changing anything."""
     label = f"model.init.checkpoint={str(source)!r}" if isinstance(source, (str, Path)) else "MoA state dict"
-    state = read_model_weights(source, label) if isinstance(source, (str, Path)) else source
+    state = read_model_weights(source, "model.init.checkpoint") if isinstance(source, (str, Path)) else source
     model.load_state_dict(_fitted(model, state, label), strict=False)

@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from torch import Tensor
 
@@ -24,9 +23,10 @@ FIXTURE = next((Path(p) for p in (os.environ.get("MTV_MOA_FIXTURE"), REPO / "sha
 
 def compose_model(preset: str, *overrides: str) -> MoAConfig:
     """conf/model/<preset>.yaml composed by Hydra against the family's schema, as the runner will do it."""
-    ConfigStore.instance().store(group="model", name="moa_schema", node=MoAConfig)
+    import mtv.runner  # noqa: F401  (registers the families' schemas in Hydra's ConfigStore)
+
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
-        cfg = compose(config_name=None, overrides=[f"+model={preset}", *(f"model.{o}" for o in overrides)])
+        cfg = compose("config", overrides=[f"model={preset}", "scale=paper", *(f"model.{o}" for o in overrides)])
     return OmegaConf.to_object(cfg.model)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from mtv.models.mvit.config import MViTBlock, MViTConfig
@@ -25,13 +24,11 @@ def fixtures() -> Path:
 
 
 def compose_model(preset: str, tmp_path: Path, overrides: list[str] = ()) -> MViTConfig:
-    """`model=<preset>` composed by Hydra from conf/ with the schema registered as the runner registers it."""
-    ConfigStore.instance().store(group="model", name="mvit_schema", node=MViTConfig)
-    primary = tmp_path / "primary.yaml"
-    primary.write_text(f"defaults:\n  - model: {preset}\n  - _self_\n"
-                       f"hydra:\n  searchpath:\n    - file://{ROOT / 'conf'}\n")
-    with initialize_config_dir(str(tmp_path), version_base=None):
-        cfg = compose("primary", overrides=list(overrides))
+    """`model=<preset>` at paper size, composed by Hydra from conf/ as run.py composes it."""
+    import mtv.runner  # noqa: F401  (registers the families' schemas in Hydra's ConfigStore)
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base=None):
+        cfg = compose("config", overrides=[f"model={preset}", "scale=paper", *overrides])
     return OmegaConf.to_object(cfg.model)
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from conftest import ROOT
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from mtv.models.mvit.config import MViTConfig
+import mtv.runner  # noqa: F401  (registers the families' schemas in Hydra's ConfigStore)
 from mtv.models.registry import ModelInputs, get_family
 
 
 def test_k400_mvit_b_recipe():
-    ConfigStore.instance().store(group="model", name="mvit_schema", node=MViTConfig)
     with initialize_config_dir(str(ROOT / "conf"), version_base=None):
         cfg = compose("config", overrides=["experiment=k400_mvit_b", "dataset.root=/data/k400"])
     assert (cfg.data.num_frames, cfg.data.stride, cfg.data.test_clips, cfg.data.test_crops) == (16, 4, 5, 1)

@@ -188,7 +188,7 @@ def test_bad_input_is_one_clear_error(cfg, inputs, message):
 
 def test_yaml_preset_is_valid_for_the_schema():
     node = OmegaConf.load(REPO / "conf/model/vivit.yaml")
-    assert list(node.pop("defaults")) == ["vivit_schema", "_self_"]
+    assert list(node.pop("defaults"))[:2] == ["vivit_schema", "_self_"]
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ViViTConfig), node))
     assert cfg.name == "vivit"
     FAMILY.validate(cfg, K400)
@@ -234,9 +234,9 @@ def test_published_rows_describe_the_models_we_count():
 
 def test_k400_vivit_experiment_composes_to_a_valid_model(tmp_path):
     from hydra import compose, initialize_config_dir
-    from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group="model", name="vivit_schema", node=ViViTConfig)  # what the runner does
+    import mtv.runner  # noqa: F401  (registers the families' schemas in Hydra's ConfigStore)
+
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=k400_vivit", "dataset.root=/data/k400"])
     model = OmegaConf.to_object(cfg.model)
