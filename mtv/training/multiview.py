@@ -109,12 +109,16 @@ def _send_to_owners(logits: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
     received rows come in rank order, and in update order within a rank, as a gather would give them."""
     world = dist.get_world_size()
     owner = keys[:, 0] % world
-    order = torch.argsort(owner, stable=True)
     send = torch.bincount(owner, minlength=world)
+    foreign = (send.sum() - send[dist.get_rank()]).reshape(1)
+    dist.all_reduce(foreign)
+    if foreign.item() == 0:  # every clip is on its owner already (DistributedSampler's order): nothing to send
+        return logits, keys
+    order = torch.argsort(owner, stable=True)
     receive = torch.empty_like(send)
     dist.all_to_all_single(receive, send)
     send_sizes, receive_sizes = send.tolist(), receive.tolist()
-    in_order = bool((owner[1:] >= owner[:-1]).all())  # e.g. DistributedSampler's order: no copy to sort
+    in_order = bool((owner[1:] >= owner[:-1]).all())  # grouped by owner already: no sorted copy
     exchanged = []
     for rows in (logits, keys):
         received = rows.new_empty((sum(receive_sizes), rows.shape[1]))
