@@ -64,7 +64,7 @@ class ModelPreset:
     model_overrides: dict[str, Any] = field(default_factory=dict)  # more keys of the `model` node
 
 
-MICRO_SIZES = {  # 2-layer Ti views at width 32 and a 1-layer global encoder: a model of ~0.1 M parameters
+MICRO_SIZES = {  # 2-layer Ti views at width 32 and a 1-layer global encoder: a model of ~0.25 M parameters
     "encoder_sizes": {"Ti": {"num_layers": 2, "hidden_size": 32, "num_heads": 2, "mlp_dim": 64}},
     "global_encoder": {"num_layers": 1, "num_heads": 2, "mlp_dim": 128},
 }
