@@ -114,10 +114,12 @@ def throughput_args(scale: Scale, model: str, *extra: str) -> argparse.Namespace
 
 
 def mtv_rows(scale: Scale, model: str, *extra: str) -> Iterator[Yielded]:
-    """Training and inference rows of one MTV model at every batch size of the scale."""
+    """Training and inference rows of one MTV model at every batch size of the scale, one at a time (so a
+    part stopped by its budget keeps every row it finished)."""
     for batch in scale.batches:
-        args = throughput_args(scale, model, "--batch-size", str(batch), *extra)
-        yield from throughput.benchmark_config(args.config[0], args, torch.device(args.device))
+        for mode in ("train", "infer"):
+            args = throughput_args(scale, model, "--batch-size", str(batch), "--modes", mode, *extra)
+            yield from throughput.benchmark_config(args.config[0], args, torch.device(args.device))
 
 
 def mtv_l_rows(scale: Scale) -> Iterator[Yielded]:
@@ -341,6 +343,8 @@ def run_part_in_child(part: Part, scale: Scale, options: argparse.Namespace, rep
 
 def run_part(part: Part, scale: Scale, options: argparse.Namespace, budget_s: float, scratch: Path) -> dict[str, Any]:
     """Run one part in a forked process, killed with its whole session when it outlives `budget_s`."""
+    if torch.cuda.is_initialized():
+        raise RuntimeError("CUDA was initialised in the suite's own process: its forked parts could not use it")
     report_path = scratch / f"{part.name}.json"
     process = multiprocessing.get_context("fork").Process(target=run_part_in_child,
                                                           args=(part, scale, options, report_path))
