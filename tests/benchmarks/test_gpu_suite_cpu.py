@@ -234,3 +234,19 @@ def test_end_to_end_verdict_says_which_bound_and_how_many_workers() -> None:
     assert "about 56 workers per GPU" in suite().e2e_verdict(parts, 14)
     parts[1]["rows"][0]["clips_per_s"] = 195.0
     assert suite().e2e_verdict(parts, 14).startswith("compute-bound")
+
+
+def test_the_gpu_scale_measures_issue_16s_models() -> None:
+    """The full-size workloads (counted on the meta device, nothing run): issue 16's models, batches and
+    step counts, and GMACs that match scenic's counts (docs/benchmarks.md)."""
+    gpu_suite = suite()
+    full = gpu_suite.FULL
+    assert (full.device, full.batches, full.mtv_l_batch, full.family_batch) == ("cuda", (16, 32), 8, 16)
+    assert full.steps >= 20 and full.warmup >= 1 and full.compile_backend == "inductor"
+    expected = {"mtv-b": ("B/2+S/4+Ti/8", 374.60), "b4": ("B/4", 144.04), "mtv-l": ("Ti/16+S/8+B/4+L/2", 1418.75)}
+    for model, (variant, scenic_gmacs) in expected.items():
+        args = gpu_suite.throughput_args(full, model)
+        workload, _ = gpu_suite.throughput.mtv_workload(args.config[0], args)
+        assert (workload.variant, workload.frames, workload.image_size) == (variant, 32, 224)
+        assert abs(workload.gmacs_per_clip - scenic_gmacs) < 0.01, model
+        assert args.fused_optimizer and args.precision == "bf16" and args.device == "cuda"
