@@ -444,7 +444,8 @@ def markdown(parts: list[dict[str, Any]], header: list[str], options: argparse.N
         shares = ", ".join(f"{kind} {100 * share:.1f} %" for kind, share in trace["shares"].items())
         lines += ["", "## Trace: one MTV-B training step", "",
                   f"{trace['what']}: step {trace['step_wall_ms']:.1f} ms wall, {trace['kernel_ms']:.1f} ms in kernels; "
-                  f"shares of kernel time: {shares}; host gaps (GPU idle within the step): {gaps}.", "",
+                  f"shares of kernel time: {shares}; host gaps (GPU idle within the step, under the profiler, "
+                  f"whose own overhead widens them): {gaps}.", "",
                   "| # | kernel | kind | calls | ms | share |", "| ---: | --- | --- | ---: | ---: | ---: |"]
         for i, k in enumerate(trace["top"], 1):
             name = k["name"].replace("|", "\\|")
