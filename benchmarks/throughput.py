@@ -6,8 +6,9 @@
 
 A training step is forward, cross-entropy, backward and optimizer step (SGD momentum 0.9, scenic's recipe, or
 AdamW; stochastic depth 0.1 as in scenic's configs); an inference step is a forward pass under
-`torch.inference_mode`. Step times are medians over `--steps` steps after `--warmup` steps (which also absorb
-`--compile`), taken with CUDA events on the GPU. clips/s = batch / median step time.
+`torch.inference_mode`. The first step is timed on its own ("first step s": under `--compile` it holds the
+compilation); step times are medians over `--steps` steps after `--warmup` more, taken with CUDA events on the
+GPU. clips/s = batch / median step time.
 
 MFU = achieved model FLOP/s / the device's dense bf16 peak, with 6 x MACs per training clip and 2 x MACs per
 inference clip (shared/reference/perf_anchors.md). MACs are the model's own count (`mtv.models.mtv.profile`), so
@@ -60,13 +61,20 @@ class ModelPreset:
     batch_size: int
     frames: int = 32
     image_size: int = 224
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # more keys of the `model` node
 
 
+MICRO_SIZES = {  # 2-layer Ti views at width 32 and a 1-layer global encoder: a model of ~0.25 M parameters
+    "encoder_sizes": {"Ti": {"num_layers": 2, "hidden_size": 32, "num_heads": 2, "mlp_dim": 64}},
+    "global_encoder": {"num_layers": 1, "num_heads": 2, "mlp_dim": 128},
+}
 PRESETS: dict[str, ModelPreset] = {
     "mtv-b": ModelPreset("B/2+S/4+Ti/8", {"type": "cva", "layers": [5, 11]}, batch_size=16),
     "b4": ModelPreset("B/4", {"type": "none"}, batch_size=32),
     "mtv-l": ModelPreset("Ti/16+S/8+B/4+L/2", {"type": "cva", "layers": [11, 23]}, batch_size=8),
     "tiny": ModelPreset("Ti/4+Ti/2", {"type": "cva", "layers": [1]}, batch_size=2, frames=8, image_size=32),
+    "micro": ModelPreset("Ti/4+Ti/2", {"type": "cva", "layers": [1]}, batch_size=2, frames=8, image_size=32,
+                         model_overrides=MICRO_SIZES),  # CI smoke runs of benchmarks/gpu_suite.py
 }
 DEFAULT_CONFIGS = ("mtv-b", "b4", "mtv-l")
 
@@ -108,6 +116,7 @@ class Result:
     tflops: float | None = None
     mfu: float | None = None
     peak_memory_gib: float | None = None
+    first_step_s: float | None = None  # the first step alone, before warm-up (holds --compile's compilation)
     sdpa: dict[int, str] = field(default_factory=dict)  # head dim -> backend(s)
     error: str = ""
 
@@ -212,6 +221,15 @@ def median_step_ms(step: Callable[[], None], steps: int, warmup: int, device: to
     return statistics.median(a.elapsed_time(b) for a, b in zip(events, events[1:]))
 
 
+def first_step_s(step: Callable[[], None], device: torch.device) -> float:
+    """Wall seconds of one step, finished on the device (the first one holds compilation and autotuning)."""
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def sdpa_backends(step: Callable[[], None]) -> dict[int, str]:
     """Which fused-attention op ran for each head dim in one step, read from the PyTorch profiler."""
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -244,44 +262,84 @@ def build_optimizer(model: nn.Module, args: argparse.Namespace) -> torch.optim.O
 
 def options_label(args: argparse.Namespace, mode: str) -> str:
     flags = [args.optimizer + ("-fused" if args.fused_optimizer else "")] if mode == "train" else []
-    flags += [name for name, on in (("compile", args.compile), ("ckpt", args.grad_checkpointing),
+    compiled = "compile" if args.compile_backend == "inductor" else f"compile({args.compile_backend})"
+    flags += [name for name, on in ((compiled, args.compile), ("ckpt", args.grad_checkpointing),
                                     ("uint8-in", args.channels_last_input_uint8)) if on]
     if args.data != "synthetic":
         flags.append(f"{args.data}({args.workers}w)")
     return ",".join(flags) or "-"
 
 
-def benchmark_config(name: str, args: argparse.Namespace, device: torch.device) -> list[Result]:
-    """All requested modes of one model; a mode that runs out of memory gives a row saying so."""
+@dataclass(frozen=True)
+class Workload:
+    """What one table row measures, apart from the mode and the options: the model and the input size."""
+
+    config: str
+    variant: str
+    batch_size: int
+    frames: int
+    image_size: int
+    gmacs_per_clip: float
+
+
+def mtv_workload(name: str, args: argparse.Namespace) -> tuple[Workload, Callable[[], nn.Module]]:
+    """The workload of an MTV preset (or `--variant`) and a function that builds the model."""
     preset = PRESETS.get(name, ModelPreset(name, {"type": "none"}, batch_size=8))
     variant = args.variant or preset.variant
     fusion = {"type": args.fusion, "layers": args.fusion_layers} if args.fusion else preset.fusion
     batch = args.batch_size or preset.batch_size
     frames, size = args.frames or preset.frames, args.image_size or preset.image_size
-    model_cfg = {"variant": variant, "fusion": fusion, "stochastic_depth": 0.1}  # scenic's training setting
+    model_cfg = {"variant": variant, "fusion": fusion, "stochastic_depth": 0.1,  # scenic's training setting
+                 **preset.model_overrides}
     with torch.device("meta"):
         gmacs = profile_model(mtv.build_model(model_cfg, args.classes, frames, size), frames, size)["gmacs_per_view"]
+    return Workload(name, variant, batch, frames, size, gmacs), lambda: mtv.build_model(model_cfg, args.classes,
+                                                                                        frames, size)
+
+
+def benchmark_config(name: str, args: argparse.Namespace, device: torch.device) -> list[Result]:
+    """All requested modes of one MTV preset (or `--variant`)."""
+    return benchmark_model(*mtv_workload(name, args), args, device)
+
+
+def prepare_step(workload: Workload, build: Callable[[], nn.Module], mode: str, args: argparse.Namespace,
+                 device: torch.device) -> Callable[[], None]:
+    """One training or inference step of a fresh model from `build()` (made on `device`), with the options
+    of `args` applied; the model, optimizer and input live as long as the returned function."""
+    with device:  # initialised where it runs: MTV-L's 876 M parameters initialise fast on a GPU
+        model = build()
+    if args.grad_checkpointing:
+        model.grad_checkpointing = True
+    model.train(mode == "train")
+    optimizer = build_optimizer(model, args) if mode == "train" else None
+    runnable = torch.compile(model, backend=args.compile_backend) if args.compile else model
+    batches = INPUTS[args.data](args, device, workload.batch_size, workload.frames, workload.image_size,
+                                args.classes)
+    return make_step(runnable, optimizer, args_autocast(args, device), batches)
+
+
+def args_autocast(args: argparse.Namespace, device: torch.device) -> Callable[[], Any]:
+    """The autocast context of `--precision` (bf16: autocast on; fp32: off)."""
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+
+def benchmark_model(workload: Workload, build: Callable[[], nn.Module], args: argparse.Namespace,
+                    device: torch.device) -> list[Result]:
+    """All requested modes of the model `build()` makes; a mode that runs out of memory gives a row saying so.
+
+    Any model mapping (B, 3, T, H, W) to logits works: `build` is called once per mode, on `device`."""
+    w = workload
     peak = peak_tflops(args, device)
-    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=dtype, enabled=args.precision == "bf16")
-
     results = []
     for mode in args.modes:
-        row = Result(name, variant, mode, batch, frames, size, args.precision, options_label(args, mode), gmacs)
-        model = runnable = optimizer = batches = step = None
+        row = Result(w.config, w.variant, mode, w.batch_size, w.frames, w.image_size, args.precision,
+                     options_label(args, mode), w.gmacs_per_clip)
+        step = None
         try:
-            with device:  # initialised where it runs: MTV-L's 876 M parameters initialise fast on a GPU
-                model = mtv.build_model(model_cfg, args.classes, frames, size)
-            model.grad_checkpointing = args.grad_checkpointing
-            model.train(mode == "train")
-            optimizer = build_optimizer(model, args) if mode == "train" else None
-            runnable = torch.compile(model) if args.compile else model
-            batches = INPUTS[args.data](args, device, batch, frames, size, args.classes)
-            step = make_step(runnable, optimizer, autocast, batches)
+            step = prepare_step(w, build, mode, args, device)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            row.first_step_s = first_step_s(step, device)
             row.step_ms = median_step_ms(step, args.steps, args.warmup, device)
             if device.type == "cuda":
                 row.peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
@@ -289,13 +347,15 @@ def benchmark_config(name: str, args: argparse.Namespace, device: torch.device) 
         except torch.OutOfMemoryError:
             row.error = "out of memory"
         if row.step_ms is not None:
-            row.clips_per_s = batch / (row.step_ms / 1e3)
-            flops_per_clip = (6 if mode == "train" else 2) * gmacs * 1e9
+            row.clips_per_s = w.batch_size / (row.step_ms / 1e3)
+            flops_per_clip = (6 if mode == "train" else 2) * w.gmacs_per_clip * 1e9
             row.tflops = row.clips_per_s * flops_per_clip / 1e12
             row.mfu = row.tflops / peak if peak else None
         results.append(row)
-        del model, runnable, optimizer, batches, step
+        del step
         gc.collect()
+        if args.compile:
+            torch._dynamo.reset()  # the next row compiles afresh, so its first step holds its whole compilation
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return results
@@ -333,9 +393,9 @@ def markdown_table(results: list[Result]) -> str:
         return "n/a" if value is None else format(value, spec)
 
     lines = [
-        "| config | variant | mode | batch | input | precision | options | clips/s | step ms | peak mem GiB "
-        "| GMACs/clip | TFLOP/s | MFU | SDPA (head dim: backend) |",
-        "| --- | --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| config | variant | mode | batch | input | precision | options | clips/s | step ms | first step s "
+        "| peak mem GiB | GMACs/clip | TFLOP/s | MFU | SDPA (head dim: backend) |",
+        "| --- | --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         sdpa = ", ".join(f"{dim}: {backend}" for dim, backend in r.sdpa.items()) or "-"
@@ -343,7 +403,8 @@ def markdown_table(results: list[Result]) -> str:
         mfu = "n/a" if r.mfu is None else f"{100 * r.mfu:.1f} %"
         lines.append(
             f"| {r.config} | {r.variant} | {r.mode} | {r.batch_size} | {r.frames}x{r.image_size}² | {r.precision} "
-            f"| {r.options} | {clips} | {number(r.step_ms, '.1f')} | {number(r.peak_memory_gib, '.2f')} "
+            f"| {r.options} | {clips} | {number(r.step_ms, '.1f')} | {number(r.first_step_s, '.2f')} "
+            f"| {number(r.peak_memory_gib, '.2f')} "
             f"| {r.gmacs_per_clip:.2f} | {number(r.tflops, '.3f')} | {mfu} | {sdpa} |"
         )
     return "\n".join(lines)
@@ -365,6 +426,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--classes", type=int, default=400)
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16: autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="with --compile: torch.compile backend ('eager' traces only: CPU smoke tests)")
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--fused-optimizer", action="store_true", help="fused=True optimizer step")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations")

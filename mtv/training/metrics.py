@@ -1,9 +1,9 @@
 """Classification metrics: top-1 / top-5 and mean class accuracy, or per-head and action accuracy for
 multi-head datasets (EPIC-Kitchens: verb, noun; action = both heads right).
 
-The same class scores clips (updated every step, synchronised across DDP ranks) and videos (updated
-once with the multi-view aggregator's per-video logits, which every rank already holds in full, so
-`sync=False`).
+The same class scores clips (updated every step) and videos (updated once with the per-video logits of the
+multi-view aggregator, which splits the videos between the ranks); either way the states are added up
+across DDP ranks at `compute()`, so every rank gets the metrics of all clips or all videos.
 """
 
 from __future__ import annotations
@@ -23,20 +23,19 @@ class ClassificationMetrics(nn.Module):
     """`update(logits, labels)`; `compute()` -> {"top1", "top5", "mean_class"} for one head, or
     {"<head>_top1", "<head>_top5", "action_top1", "top1" (= action)} for several."""
 
-    def __init__(self, num_classes: int, heads: dict[str, int] | None = None, sync: bool = True) -> None:
+    def __init__(self, num_classes: int, heads: dict[str, int] | None = None) -> None:
         super().__init__()
         self.heads = dict(heads) if heads else None
-        kwargs = {"sync_on_compute": sync}
         sizes = self.heads or {"": num_classes}
         self.accuracy = nn.ModuleDict()
         for head, size in sizes.items():
             prefix = f"{head}_" if head else ""
-            self.accuracy[f"{prefix}top1"] = MulticlassAccuracy(size, top_k=1, average="micro", **kwargs)
+            self.accuracy[f"{prefix}top1"] = MulticlassAccuracy(size, top_k=1, average="micro")
             if size >= 5:
-                self.accuracy[f"{prefix}top5"] = MulticlassAccuracy(size, top_k=5, average="micro", **kwargs)
+                self.accuracy[f"{prefix}top5"] = MulticlassAccuracy(size, top_k=5, average="micro")
             if not head:
-                self.accuracy["mean_class"] = MulticlassAccuracy(size, top_k=1, average="macro", **kwargs)
-        self.action = MeanMetric(**kwargs) if self.heads else None
+                self.accuracy["mean_class"] = MulticlassAccuracy(size, top_k=1, average="macro")
+        self.action = MeanMetric() if self.heads else None
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
         logits = logits.detach().float()

@@ -21,10 +21,11 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.aggregation import SumMetric
 
-from datamodules import MixupCutmix, MultiViewAggregator
+from datamodules import MixupCutmix
 from datamodules.mixup import smooth_one_hot
 from mtv.models.ensemble import Ensemble
 from mtv.training.metrics import ClassificationMetrics, split_heads
+from mtv.training.multiview import MultiViewAggregator
 from mtv.training.optim import OptimConfig, build_optimizer, build_scheduler
 
 
@@ -156,10 +157,11 @@ class VideoClassifier(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         clip = self.test_clip_metrics.compute()
-        videos = self.aggregator.compute()  # gathered from every rank, duplicates removed
-        video_metrics = ClassificationMetrics(self.num_classes, self.heads, sync=False)
-        if len(videos["labels"]):
-            video_metrics.update(videos["logits"], videos["labels"])
+        videos = self.aggregator.compute()  # the videos this rank owns, duplicates removed; counts of all
+        video_metrics = ClassificationMetrics(self.num_classes, self.heads).to(self.device)  # summed over ranks
+        if videos["num_videos"] > videos["num_unreadable"]:
+            if len(videos["labels"]):
+                video_metrics.update(videos["logits"].to(self.device), videos["labels"].to(self.device))
             results = video_metrics.compute()
         else:
             results = {}
@@ -167,7 +169,7 @@ class VideoClassifier(L.LightningModule):
         results["num_videos"] = float(videos["num_videos"])
         results["num_unreadable"] = float(videos["num_unreadable"])
         self.test_results = results
-        # identical on every rank already: no sync
+        # identical on every rank already (the metrics synchronised their states): no sync
         self.log_dict({f"test/{k}": v for k, v in results.items()}, sync_dist=False)
         self.test_clip_metrics.reset()
         self.aggregator.reset()

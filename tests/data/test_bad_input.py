@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datamodules import MultiViewAggregator, build_datamodule
+from datamodules import build_datamodule
+from mtv.training.multiview import MultiViewAggregator
 from videos import (truncate, write_audio_only, write_empty, write_random_bytes, write_variable_frame_rate,
                     write_video)
 

@@ -180,7 +180,7 @@ def test_table_keeps_the_paper_row_order_and_marks_missing_rows() -> None:
 
 def test_multi_head_metrics_give_verb_noun_and_action_accuracy() -> None:
     heads = {"noun": 3, "verb": 2}
-    metrics = ClassificationMetrics(5, heads, sync=False)
+    metrics = ClassificationMetrics(5, heads)
     logits = torch.tensor([[9.0, 0, 0, 9, 0], [9, 0, 0, 0, 9], [0, 9, 0, 9, 0], [0, 0, 9, 0, 9]])
     labels = torch.tensor([[0, 0], [0, 0], [0, 0], [2, 1]])  # (noun, verb)
     metrics.update(logits, labels)
