@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import traceback
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ class Scale:
     mtv_l_batch: int
     family_batch: int
     family_inputs: dict[str, tuple[int, int]]  # family -> (frames, crop)
+    family_presets: dict[str, str]  # family -> conf/model/<preset>.yaml
+    family_size: str | None  # conf/model/size/<size>_<family>.yaml shrinks the preset (tiny runs)
     models: dict[str, list[str]]  # suite model -> throughput.py arguments that select it
     compile_backend: str
     e2e_videos: int
@@ -85,12 +88,14 @@ class Scale:
 FULL = Scale(
     device="cuda", threads=None, steps=20, warmup=5, batches=(16, 32), mtv_l_batch=8, family_batch=16,
     family_inputs={"vivit": (32, 224), "mvit": (16, 224)},  # ViViT-B/16x2 model 1; MViT-B 16x4
+    family_presets={"vivit": "vivit", "mvit": "mvit_v1_b"}, family_size=None,
     models={"mtv-b": ["--config", "mtv-b"], "b4": ["--config", "b4"], "mtv-l": ["--config", "mtv-l"]},
     compile_backend="inductor", e2e_videos=256, e2e_steps=60,
 )
 TINY = Scale(
     device="cpu", threads=1, steps=2, warmup=0, batches=(2,), mtv_l_batch=2, family_batch=2,
-    family_inputs={"vivit": (8, 64), "mvit": (8, 64)},
+    family_inputs={"vivit": (8, 32), "mvit": (8, 32)},
+    family_presets={"vivit": "vivit", "mvit": "mvit_v1_b"}, family_size="smoke",
     models={"mtv-b": ["--config", "micro"], "mtv-l": ["--config", "micro"],
             "b4": ["--config", "micro", "--variant", "Ti/4", "--fusion", "none"]},
     compile_backend="eager",  # dynamo tracing without code generation: inductor on 2 CPU cores takes minutes
@@ -137,7 +142,9 @@ def family_rows(scale: Scale, name: str) -> Iterator[Yielded]:
         raise PartSkipped(f"model family {name!r} is not registered yet") from error
     frames, size = scale.family_inputs[name]
     inputs = ModelInputs(num_classes=400, num_frames=frames, image_size=(size, size))
-    cfg = preset_config(family.config(), name)
+    cfg = preset_config(family.config(), scale.family_presets[name])
+    if scale.family_size:
+        cfg = merge_into(cfg, preset_values(f"{scale.family_size}_{name}", MODEL_PRESETS / "size"))
     family.validate(cfg, inputs)
     with torch.device("meta"):
         counted = family.profile(family.build(cfg, inputs), inputs)
@@ -193,6 +200,9 @@ def merge_into(config: Any, values: dict[str, Any]) -> Any:
             value = merge_into(current, value)
         elif isinstance(value, dict) and isinstance(current, dict):
             value = deep_merge(current, value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):  # a list of nested dataclasses
+            (item,) = typing.get_args(typing.get_type_hints(type(config))[key])
+            value = [merge_into(item(), v) for v in value]
         changes[key] = value
     return dataclasses.replace(config, **changes)
 
