@@ -142,7 +142,7 @@ def family_rows(scale: Scale, name: str) -> Iterator[Yielded]:
         raise PartSkipped(f"model family {name!r} is not registered yet") from error
     frames, size = scale.family_inputs[name]
     inputs = ModelInputs(num_classes=400, num_frames=frames, image_size=(size, size))
-    cfg = preset_config(family.config(), scale.family_presets[name])
+    cfg = preset_config(family.config(), scale.family_presets.get(name, name))
     if scale.family_size:
         cfg = merge_into(cfg, preset_values(f"{scale.family_size}_{name}", MODEL_PRESETS / "size"))
     family.validate(cfg, inputs)

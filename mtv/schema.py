@@ -1,7 +1,9 @@
 """Config schemas are dataclasses: this module turns a config node into its dataclass, or a ConfigError.
 
-OmegaConf checks types and defaults from the dataclass; keys added with Hydra's `+` bypass its struct
-check, so unknown keys are checked here against the dataclass fields, recursively, with a did-you-mean.
+Hydra checks types and defaults against the dataclasses registered in its ConfigStore when it composes;
+keys added with `+` bypass its struct check, so unknown keys are checked here against the dataclass
+fields, recursively, with a did-you-mean. Plain Python only (no omegaconf): the model zoo builds from
+plain dicts where Hydra is not installed.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import difflib
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
-
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from mtv.errors import ConfigError
 
@@ -29,7 +28,7 @@ def _nested_schema(cls: type, name: str) -> type | None:
 
 def unknown_keys(node: Any, cls: type, where: str) -> None:
     """Raise ConfigError for the first keys of `node` that `cls` does not declare (nested dataclasses too)."""
-    if not isinstance(node, (Mapping, DictConfig)):
+    if not isinstance(node, Mapping):  # an OmegaConf DictConfig is a Mapping too
         return
     allowed = [f.name for f in dataclasses.fields(cls)]
     extra = sorted(str(k) for k in node if k not in allowed)
@@ -50,16 +49,29 @@ def unknown_keys(node: Any, cls: type, where: str) -> None:
 
 
 def to_schema(cls: type[T], node: Any, where: str) -> T:
-    """`node` (a mapping or DictConfig, possibly already typed) as an instance of the dataclass `cls`."""
+    """`node` (a mapping, an OmegaConf node, or already an instance) as an instance of the dataclass `cls`;
+    keys it leaves out take the dataclass defaults."""
     if isinstance(node, cls):
         return node
+    if type(node).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.to_container(node, resolve=True)
     unknown_keys(node, cls, where)
+    return _build(cls, node or {}, where)
+
+
+def _build(cls: type[T], node: Mapping[str, Any], where: str) -> T:
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in node:
+            continue
+        value, sub = node[f.name], _nested_schema(cls, f.name)
+        kwargs[f.name] = _build(sub, value, f"{where}{f.name}.") if sub and isinstance(value, Mapping) else value
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), node if node is not None else {})
-        return typing.cast(T, OmegaConf.to_object(merged))
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", "") or ""
-        raise ConfigError(f"{where}{key}: {err.msg if hasattr(err, 'msg') else err}") from err
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where.rstrip('.')}: {err}") from err
 
 
 def field_paths(cls: type, prefix: str = "") -> list[str]:

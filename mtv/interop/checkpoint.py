@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from mtv.checkpoints import MODEL_PREFIX, model_weights, read_checkpoint
 from mtv.errors import ConfigError
 from mtv.interop.scenic import load_state_dict_checked
 from mtv.models import build_model
-from mtv.models.registry import ModelInputs, families
 
 META_KEYS = ("model_cfg", "num_classes", "num_frames", "image_size", "source")
 
@@ -46,14 +44,8 @@ def save_model_checkpoint(
 
 
 def _build(meta: Mapping[str, Any]) -> nn.Module:
-    """The model of `meta['model_cfg']`: through its registered family where there is one (e.g. vivit),
-    otherwise through MTV's `build_model`."""
-    model_cfg = dict(meta["model_cfg"])
-    family = families().get(str(model_cfg.get("name")))
-    if family is None:
-        return build_model(model_cfg, meta["num_classes"], meta["num_frames"], meta["image_size"])
-    cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(family.config), model_cfg))
-    return family.build(cfg, ModelInputs(int(meta["num_classes"]), int(meta["num_frames"]), tuple(meta["image_size"])))
+    """The model of `meta['model_cfg']`, through its registered family (MTV when it names none)."""
+    return build_model(dict(meta["model_cfg"]), meta["num_classes"], meta["num_frames"], meta["image_size"])
 
 
 def load_model_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

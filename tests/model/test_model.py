@@ -268,7 +268,7 @@ def test_layer_ids_for_lr_decay_increase_with_depth():
     ({"variant": "B/2", "frame_strides": [2, 1]}, 32, 224, "model.frame_strides"),
     ({"variant": "B/2", "stochastic_depth": 1.5}, 32, 224, "model.stochastic_depth"),
     ({"variant": "B/2", "fusion": {"type": "cva", "layers": []}}, 32, 224, "model.fusion.layers is empty"),
-    ({"name": "vivit", "variant": "B/2"}, 32, 224, "model.name='vivit'"),
+    ({"name": "vivid", "variant": "B/2"}, 32, 224, "model.name='vivid' is not a registered model family"),
 ])
 def test_bad_configs_fail_before_any_tensor_is_built(cfg, frames, size, message):
     with pytest.raises(ConfigError, match=message):

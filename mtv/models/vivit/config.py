@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from mtv.errors import ConfigError
 from mtv.models.registry import ModelInputs
 from mtv.models.variants import encoder_sizes, parse_variant
+from mtv.schema import to_schema
 
 SPACETIME = "spacetime"  # model 1: joint attention over all tokens
 FACTORIZED_ENCODER = "factorized_encoder"  # model 2: spatial ViT per frame slot, then a temporal transformer
@@ -218,13 +216,9 @@ def resolve(cfg: ViViTConfig, inputs: ModelInputs) -> ViViTSpec:
 
 
 def config_from_dict(node: Mapping[str, Any]) -> ViViTConfig:
-    """A `ViViTConfig` from a plain `model` node (e.g. a converted checkpoint's `model_cfg`), with OmegaConf's
-    type and unknown-key checks, as Hydra's structured config would do."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ViViTConfig), dict(node))
-    except OmegaConfBaseException as err:  # its ValidationError / ConfigKeyError name the key
-        raise ConfigError(f"model (vivit): {err}") from err
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    """A `ViViTConfig` from a plain `model` node (e.g. a converted checkpoint's `model_cfg`), unknown keys
+    refused (mtv.schema)."""
+    return to_schema(ViViTConfig, node, "model.")
 
 
 def spec_from_scenic(config: Mapping[str, Any], num_classes: int, image_size: tuple[int, int]) -> ViViTSpec:
