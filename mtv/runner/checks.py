@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import get_class
+from hydra.utils import get_object
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -55,7 +55,7 @@ def _check_targets(nodes: Any, section: str, base: type) -> None:
             raise ConfigError(f"{section}.{name} needs a _target_ (a {base.__name__} class), e.g. "
                               f"conf/{section}/*.yaml")
         try:
-            cls = get_class(str(target))
+            cls = get_object(str(target))
         except Exception as err:  # an uninstalled package or a typo
             package = str(target).split(".")[0]
             raise ConfigError(f"{section}.{name}._target_={target}: cannot be imported ({err}); "
