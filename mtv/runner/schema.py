@@ -72,8 +72,10 @@ class RunConfig:
 
 
 def register_schemas() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent): `run_schema` and `model/<family>_schema`."""
+    """Store the schemas in Hydra's ConfigStore (idempotent): `run_schema`, `data/data_schema` and
+    `model/<family>_schema`."""
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
+    store.store(group="data", name="data_schema", node=DataConfig)
     for family in set(families().values()):
         store.store(group="model", name=f"{family.name}_schema", node=family.config)

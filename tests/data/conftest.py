@@ -9,6 +9,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+import mtv.runner  # noqa: F401  (registers the config schemas, data/data_schema among them)
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/data/videos.py
 
