@@ -24,6 +24,7 @@ from mtv.training.module import VideoClassifier
 from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.models.mtv.profile import format_profile, profile_model
+from mtv.runner.checkpointing import resume_from_dir
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import build_model
 from mtv.runner.results import write_json
@@ -72,9 +73,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     module = VideoClassifier(OmegaConf.to_container(cfg, resolve=True), mixup=dm.mixup)
     sizes = _size_fields(_profile(module.model, cfg))
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if cfg.resume and last.exists() else None
-    if cfg.resume and resume_from is None:
-        log.info("resume: no %s yet, starting from scratch", last)
+    resume_from = resume_from_dir(last.parent) if cfg.resume else None
     position = data_position(resume_from)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
     trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg, run_dir))

@@ -19,6 +19,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from mtv.runner.checkpointing import LastCheckpoint
+
 log = logging.getLogger(__name__)
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -102,11 +104,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     callbacks: list[Callback] = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=c.checkpoint.monitor, mode=c.checkpoint.mode,
                         save_top_k=1, save_last=False, enable_version_counter=False, auto_insert_metric_name=False),
-        ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True),  # end of every epoch
+        LastCheckpoint(ckpt_dir, c.checkpoint.every_n_train_steps),  # epoch ends, every N steps, signals
     ]
-    if c.checkpoint.every_n_train_steps:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
-                                         every_n_train_steps=int(c.checkpoint.every_n_train_steps)))
     for spec in (c.get("extra") or {}).values():
         callbacks.append(hydra.utils.instantiate(spec))
     return callbacks
