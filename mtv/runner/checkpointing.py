@@ -116,6 +116,9 @@ class LastCheckpoint(Callback):
         self.dirpath = Path(dirpath)
         self.every_n_train_steps = int(every_n_train_steps) if every_n_train_steps else None
         self._signal: int | None = None
+        # who handled the signals before this job's Trainer existed (submitit in a SLURM job): they get
+        # the signal after last.ckpt is saved; Lightning's handlers (installed by fit) are only restored
+        self._outer_handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
         self._previous_handlers: dict[int, SignalHandler] = {}
         self._pending_epoch_sums: list[dict[str, Any]] | None = None
         self._trainer: L.Trainer | None = None
@@ -179,7 +182,7 @@ class LastCheckpoint(Callback):
 
     def _raise_preempted(self) -> None:
         signum = self._signal if self._signal is not None else signal.SIGTERM  # another rank got it
-        raise Preempted(signum, self.last_path, self._previous_handlers.get(signum))
+        raise Preempted(signum, self.last_path, self._outer_handlers.get(signum))
 
     def save(self, trainer: L.Trainer) -> None:
         """Write last.ckpt atomically; keep the version before it as last-previous.ckpt."""

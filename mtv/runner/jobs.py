@@ -204,6 +204,6 @@ def hand_over(stop: Preempted) -> None:
     """Pass the stop signal to whoever handled it before training: under submitit, its SIGUSR2 handler
     requeues the SLURM job (and exits); its SIGTERM handler only logs (SLURM requeues by itself)."""
     handler = stop.previous_handler
-    if callable(handler):
+    if submitit_slurm_job() and callable(handler):
         handler(stop.signum, None)
 
