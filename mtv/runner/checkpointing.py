@@ -33,7 +33,10 @@ from typing import Any, Callable
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.trainer.connectors.logger_connector.result import _ResultMetric
+
+from mtv.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +107,27 @@ def resume_from_dir(checkpoint_dir: Path) -> str | None:
     return str(found) if found else None
 
 
+def cluster_plugins() -> list[Any]:
+    """Trainer plugins: under SLURM, Lightning's SLURM environment without its auto-requeue, so submitit
+    is the only one that requeues (docs/experiments.md "Preemption, requeue and time-outs")."""
+    slurm_ranks = SLURMEnvironment.detect() and not TorchElasticEnvironment.detect()  # not our own workers
+    return [SLURMEnvironment(auto_requeue=False)] if slurm_ranks else []
+
+
+def check_every_n_train_steps(value: Any) -> None:
+    """callbacks.checkpoint.every_n_train_steps: a positive int or null (checked at start-up)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(f"callbacks.checkpoint.every_n_train_steps={value!r}: use a positive number of "
+                          "optimizer steps, or null to save last.ckpt at epoch ends only")
+
+
 class LastCheckpoint(Callback):
     """last.ckpt at every epoch end and every `every_n_train_steps` steps; saves and stops on signals."""
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int | None = DEFAULT_EVERY_N_TRAIN_STEPS) -> None:
-        if every_n_train_steps is not None and int(every_n_train_steps) < 1:
-            from mtv import ConfigError
-
-            raise ConfigError(f"callbacks.checkpoint.every_n_train_steps={every_n_train_steps}: use a positive "
-                              "number of steps, or null for epoch ends only")
+        check_every_n_train_steps(every_n_train_steps)
         self.dirpath = Path(dirpath)
-        self.every_n_train_steps = int(every_n_train_steps) if every_n_train_steps else None
+        self.every_n_train_steps = every_n_train_steps
         self._signal: int | None = None
         # who handled the signals before this job's Trainer existed (submitit in a SLURM job): they get
         # the signal after last.ckpt is saved; Lightning's handlers (installed by fit) are only restored
@@ -136,8 +149,7 @@ class LastCheckpoint(Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # installed after Lightning's own handlers (registered when fit starts), so these are the ones
-        # that run: one owner of the stop signals (Lightning's SLURM auto-requeue never fires, see
-        # docs/experiments.md "Preemption")
+        # that run; Lightning's are back after fit (its SLURM auto-requeue is off: cluster_plugins)
         self._signal = None
         for signum in STOP_SIGNALS:
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)

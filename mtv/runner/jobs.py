@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from mtv import ConfigError
 from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
-from mtv.runner.checkpointing import Preempted
+from mtv.runner.checkpointing import Preempted, check_every_n_train_steps
 from mtv.runner.launch import needs_own_processes, run_process_group, started_externally
 from mtv.runner.liveness import alive_in, check_nothing_alive, die_with_parent
 from mtv.runner.results import read_results, summary, write_results
@@ -157,6 +157,7 @@ def hydra_job(cfg: DictConfig) -> float | None:
             print(f"resume: {run_dir} already completed; nothing to do", flush=True)
             return done.get("metrics", {}).get("test/top1")
         check_config(cfg)
+        check_every_n_train_steps(cfg.callbacks.checkpoint.every_n_train_steps)
         if cfg.resume and not started_externally():
             check_nothing_alive(run_dir)
     except ConfigError as err:

@@ -24,7 +24,7 @@ from mtv.training.module import VideoClassifier
 from mtv.models.mtv.checkpoint_init import model_weights
 from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.models.mtv.profile import format_profile, profile_model
-from mtv.runner.checkpointing import resume_from_dir
+from mtv.runner.checkpointing import cluster_plugins, resume_from_dir
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import build_model
 from mtv.runner.results import write_json
@@ -55,6 +55,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, loggers: list, callbacks: list) -> 
         callbacks=callbacks,
         default_root_dir=str(run_dir),
         enable_progress_bar=bool(cfg.callbacks.progress_bar),
+        plugins=cluster_plugins(),
     )
 
 

@@ -105,3 +105,12 @@ def test_unwritable_checkpoint_directory_fails_with_path_and_os_error(tmp_path: 
     (tmp_path / "ckpt").symlink_to("/sys")  # not writable, not even by root
     with pytest.raises(CheckpointWriteError, match=f"{tmp_path / 'ckpt'}: Permission denied"):
         _trainer(tmp_path, LastCheckpoint(tmp_path / "ckpt")).fit(Tiny())
+
+
+@pytest.mark.parametrize("value", [0, -5, 2.5, "100"])
+def test_bad_every_n_train_steps_is_a_config_error_naming_the_key(value: object) -> None:
+    from mtv import ConfigError
+    from mtv.runner.checkpointing import check_every_n_train_steps
+
+    with pytest.raises(ConfigError, match="callbacks.checkpoint.every_n_train_steps"):
+        check_every_n_train_steps(value)
