@@ -71,7 +71,8 @@ def _check_writable(directory: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise CheckpointWriteError(err.errno, f"cannot write checkpoints to {directory}: {err.strerror or err}") from err
+        reason = err.strerror or str(err)
+        raise CheckpointWriteError(err.errno, f"cannot write checkpoints to {directory}: {reason}") from err
 
 
 def is_readable_checkpoint(path: Path) -> bool:
@@ -135,6 +136,7 @@ class LastCheckpoint(Callback):
         self._previous_handlers: dict[int, SignalHandler] = {}
         self._pending_epoch_sums: list[dict[str, Any]] | None = None
         self._trainer: L.Trainer | None = None
+        self._seen_step: int | None = None
 
     @property
     def last_path(self) -> Path:
@@ -175,8 +177,11 @@ class LastCheckpoint(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._merge_resumed_epoch_sums(trainer)
-        stop = self._stop_requested(trainer)
         step = trainer.global_step
+        if step == self._seen_step:  # gradient accumulation: act only after an optimizer step
+            return
+        self._seen_step = step
+        stop = self._stop_requested(trainer)
         if stop or (self.every_n_train_steps and step > 0 and step % self.every_n_train_steps == 0):
             self.save(trainer)
         if stop:
