@@ -59,7 +59,7 @@ class Preempted(Exception):
         self.signum, self.checkpoint, self.previous_handler = signum, checkpoint, previous_handler
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(RuntimeError):
     """A checkpoint could not be written (the job fails instead of claiming checkpoints it has not)."""
 
 
@@ -72,7 +72,7 @@ def _check_writable(directory: Path) -> None:
         probe.unlink()
     except OSError as err:
         reason = err.strerror or str(err)
-        raise CheckpointWriteError(err.errno, f"cannot write checkpoints to {directory}: {reason}") from err
+        raise CheckpointWriteError(f"cannot write checkpoints to {directory}: {reason}") from err
 
 
 def is_readable_checkpoint(path: Path) -> bool:
@@ -211,8 +211,7 @@ class LastCheckpoint(Callback):
                     os.replace(self.last_path, self.dirpath / PREVIOUS)
                 os.replace(tmp, self.last_path)
         except OSError as err:
-            raise CheckpointWriteError(err.errno, f"cannot write checkpoint {self.last_path}: "
-                                                  f"{err.strerror or err}") from err
+            raise CheckpointWriteError(f"cannot write checkpoint {self.last_path}: {err.strerror or err}") from err
         trainer.strategy.barrier("last_checkpoint_saved")
 
     # -- epoch-averaged training metrics across a resume ---------------------------------------------------
