@@ -84,7 +84,7 @@ def test_two_tasks_per_job_run_ddp_over_gloo_through_srun(slurm: None, env: dict
 def _job_id(sweep: Path, timeout_s: float = 120) -> str:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        ids = [p.name for p in sweep.glob(".submitit/*") if "_" in p.name]
+        ids = [p.name for p in sweep.glob(".submitit/*_*") if p.is_dir() and p.name.replace("_", "").isdigit()]
         if ids:
             return ids[0]
         time.sleep(0.5)
@@ -112,6 +112,7 @@ def test_requeued_job_continues_from_its_own_last_ckpt(stop: str, slurm: None, e
     sweep_proc = subprocess.Popen([sys.executable, "run.py", "-m", *common, "hydra/launcher=slurm",
                                    f"hydra.sweep.dir={sweep}"], cwd=REPO, text=True, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, env={**helper_env, "MTV_TEST_STEP_SLEEP": "1"})
+    job = None
     try:
         job = _job_id(sweep)
         last = sweep / "0/checkpoints/last.ckpt"
@@ -133,7 +134,8 @@ def test_requeued_job_continues_from_its_own_last_ckpt(stop: str, slurm: None, e
     finally:
         if sweep_proc.poll() is None:
             sweep_proc.kill()
-            subprocess.run(["scancel", job], timeout=60)
+            if job:
+                subprocess.run(["scancel", job], timeout=60)
     assert sweep_proc.returncode == 0, output[-3000:]
     record = results(sweep / "0")
     assert record["status"] == "completed" and record["resumed_from"] == str(last)
