@@ -84,11 +84,26 @@ def test_two_tasks_per_job_run_ddp_over_gloo_through_srun(slurm: None, env: dict
 def _job_id(sweep: Path, timeout_s: float = 120) -> str:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        ids = [p.name for p in sweep.glob(".submitit/*_*") if p.is_dir() and p.name.replace("_", "").isdigit()]
+        ids = [p.parent.name for p in sweep.glob(".submitit/*/*_submitted.pkl")]  # <id> or <array id>_<index>
         if ids:
             return ids[0]
         time.sleep(0.5)
     raise AssertionError(f"no SLURM job appeared under {sweep}/.submitit")
+
+
+def _squeue(*args: str) -> str:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def _release_requeued(job: str, timeout_s: float = 180) -> None:
+    """SLURM holds a requeued job back (BeginTime) for a while: once it is pending and the node has
+    finished cleaning up its first run (else: "Job credential revoked"), let it start now."""
+    deadline = time.time() + timeout_s
+    while not (_squeue("squeue", "-h", "-j", job, "-o", "%T") == "PENDING"
+               and _squeue("sinfo", "-h", "-o", "%T").startswith("idle")):
+        assert time.time() < deadline, f"SLURM job {job} was not requeued: {_squeue('scontrol', 'show', 'job', job)}"
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], check=True, timeout=60)
 
 
 STOPS = {
@@ -126,10 +141,7 @@ def test_requeued_job_continues_from_its_own_last_ckpt(stop: str, slurm: None, e
             assert time.time() < deadline, results(sweep / "0")
             time.sleep(0.2)
         stopped_at = torch.load(last, weights_only=True)["global_step"]
-        # SLURM holds a requeued job back (BeginTime) for a while; release it now
-        while subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True,
-                             timeout=60).returncode != 0:
-            time.sleep(0.5)
+        _release_requeued(job)
         output, _ = sweep_proc.communicate(timeout=300)
     finally:
         if sweep_proc.poll() is None:
