@@ -6,12 +6,15 @@ devices of this machine, starts one worker process per device from that file (mt
 `run_task` is the part every rank runs: task, status, errors, wall time, summary and W&B `finish`.
 
 A failing job writes `status: failed` and its traceback to results.json and then raises, so Hydra
-runs the remaining jobs of the sweep and exits non-zero at the end (its partial-failure semantics).
+runs the remaining jobs of the sweep and exits non-zero at the end (its partial-failure semantics). A job
+stopped by SIGTERM / SIGUSR1 / SIGUSR2 saves last.ckpt, writes `status: preempted` and does the same (a
+single run exits with code 3; a SLURM job exits without a result, so submitit waits for its requeued run).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import time
@@ -27,9 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from datamodules.datamodule import check_data
 from mtv import ConfigError
+from mtv.runner.checkpointing import Preempted, check_every_n_train_steps
 from mtv.runner.checks import check_config, check_required
 from mtv.runner.gpu_slots import maybe_gpu_slot
-from mtv.runner.launch import needs_own_processes, run_process_group
+from mtv.runner.launch import needs_own_processes, run_process_group, started_externally
+from mtv.runner.liveness import alive_in, check_nothing_alive, die_with_parent
 from mtv.runner.models import describe_model
 from mtv.runner.predict import predict
 from mtv.runner.recipe import TRAINED_RECIPE_TASKS, adopt_trained_recipe
@@ -41,6 +46,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"  # the job's resolved config, which DDP workers run from
 ALL_TASKS = {**TASKS, "predict": predict}
+PREEMPTED_EXIT_CODE = 3  # stopped by a signal after saving last.ckpt (results.json: status preempted)
 
 
 class JobFailed(RuntimeError):
@@ -96,9 +102,15 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     if rank0:
         write_results(run_dir, record)
     start = time.time()
+    stop: Preempted | None = None
     try:
-        record.update(ALL_TASKS[cfg.task](cfg, run_dir))
+        with alive_in(run_dir):
+            record.update(ALL_TASKS[cfg.task](cfg, run_dir))
         record["status"] = "completed"
+    except Preempted as err:
+        stop = err
+        record.update(status="preempted", error=str(err))
+        log.warning("job preempted: %s", err)
     except Exception:
         record["status"] = "failed"
         record["error"] = traceback.format_exc()
@@ -110,14 +122,25 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
             write_results(run_dir, record)
             finish_wandb(failed=record["status"] != "completed")
             print(summary(record), flush=True)
+    if stop is not None:
+        hand_over(stop)
     return record
 
 
 def _already_done(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """results.json of a completed run that this resume would repeat exactly (same resolved config);
+    None if there is something to do, e.g. `resume=<run> trainer.max_epochs=<more>` (overrides win)."""
     previous = read_results(run_dir)
-    if cfg.resume and previous and previous.get("status") == "completed":
-        return previous
-    return None
+    if not (cfg.resume and previous and previous.get("status") == "completed"):
+        return None
+    saved = run_dir / CONFIG_FILE
+    if saved.exists():
+        before, now = OmegaConf.to_container(OmegaConf.load(saved)), OmegaConf.to_container(cfg)
+        before.pop("resume", None)
+        now.pop("resume", None)
+        if before != now:
+            return None
+    return previous
 
 
 def hydra_job(cfg: DictConfig) -> float | None:
@@ -126,6 +149,8 @@ def hydra_job(cfg: DictConfig) -> float | None:
     try:
         check_required(cfg)
         _fill_from_hydra(cfg)
+        if submitit_slurm_job():
+            cfg.resume = True  # a requeued SLURM job continues its own directory (docs/experiments.md)
         OmegaConf.resolve(cfg)
         done = _already_done(cfg, run_dir)
         if done:
@@ -138,6 +163,9 @@ def hydra_job(cfg: DictConfig) -> float | None:
             print("\n".join(adopt_trained_recipe(cfg, list(HydraConfig.get().overrides.task))), flush=True)
         if cfg.task != "profile":
             check_data(cfg)  # every annotation file and label, before any logger or model
+        check_every_n_train_steps(OmegaConf.select(cfg, "callbacks.checkpoint.every_n_train_steps"))
+        if cfg.resume and not started_externally():
+            check_nothing_alive(run_dir)
     except ConfigError as err:
         ablation = OmegaConf.to_container(cfg.ablation) if cfg.get("ablation") else None  # its table row
         write_results(run_dir, {"status": "failed", "output_dir": str(run_dir), "ablation": ablation,
@@ -151,6 +179,9 @@ def hydra_job(cfg: DictConfig) -> float | None:
         print_config_tree(cfg, run_dir / CONFIG_FILE)
         own_processes = cfg.task not in ("profile", "predict") and needs_own_processes(cfg)  # single-process tasks
         record = run_process_group(cfg, run_dir / CONFIG_FILE) if own_processes else run_task(cfg)
+    if record["status"] == "preempted" and (_is_single_run() or submitit_slurm_job()):
+        # under SLURM: no result for submitit, whose requeued job (same directory) reports later
+        sys.exit(PREEMPTED_EXIT_CODE)
     if record["status"] != "completed":
         if _is_single_run():
             sys.exit(1)
@@ -165,7 +196,22 @@ def _is_single_run() -> bool:
 
 def worker_main(config_path: str) -> None:
     """Entry of a DDP worker process started by mtv.runner.launch (no Hydra: the config is resolved)."""
+    die_with_parent()
     cfg = OmegaConf.load(config_path)
     record = run_task(cfg)
-    sys.exit(0 if record["status"] == "completed" else 1)
+    codes = {"completed": 0, "preempted": PREEMPTED_EXIT_CODE}
+    sys.exit(codes.get(record["status"], 1))
+
+
+def submitit_slurm_job() -> bool:
+    """True inside a job that hydra/launcher=slurm (submitit) submitted."""
+    return os.environ.get("SUBMITIT_EXECUTOR") == "slurm"
+
+
+def hand_over(stop: Preempted) -> None:
+    """Pass the stop signal to whoever handled it before training: under submitit, its SIGUSR2 handler
+    requeues the SLURM job (and exits); its SIGTERM handler only logs (SLURM requeues by itself)."""
+    handler = stop.previous_handler
+    if submitit_slurm_job() and callable(handler):
+        handler(stop.signum, None)
 

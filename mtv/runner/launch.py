@@ -5,12 +5,16 @@ whole new sweep (or, with Hydra, lands in another output directory), which is wh
 Lightning DDP break each other. We never let Lightning re-launch: the Hydra job process writes its fully
 resolved config to `<run dir>/config.yaml` and starts one worker per device,
 
-    LOCAL_RANK=i WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=<free> python -m mtv.runner.worker <run dir>/config.yaml
+    python -m mtv.runner.worker <run dir>/config.yaml
 
-so every rank runs exactly this job, in this job's directory. Lightning sees LOCAL_RANK and treats the
-processes as started externally (like torchrun). The job process waits for the workers; if one dies,
-the others are stopped and the job is marked failed, while the sweep goes on to the next job. No
-process group lives in the Hydra process, so sequential jobs of a sweep cannot leak into each other.
+through torch.distributed's elastic launcher (what torchrun runs, in this process: `elastic_launch` with
+a c10d rendezvous on a free localhost port, like `torchrun --standalone`), so every rank runs exactly this
+job, in this job's directory. Lightning sees torchelastic's variables (LOCAL_RANK, RANK, WORLD_SIZE,
+MASTER_ADDR/PORT) and treats the processes as started externally. If a worker dies the agent stops the
+others and the job is marked failed, while the sweep goes on to the next job; on SIGTERM the agent passes
+the signal on (the workers save last.ckpt and stop) and waits for them. Workers die with this process
+(mtv.runner.liveness). No process group lives in the Hydra process, so sequential jobs of a sweep cannot
+leak into each other.
 
 When SLURM (srun, e.g. through the submitit launcher) or torchrun started the processes, every process
 is already one rank and runs the task itself.
@@ -19,17 +23,14 @@ is already one rank and runs the task itself.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
 from mtv import ConfigError
+from mtv.runner.liveness import PARENT_PID_ENV
 from mtv.runner.results import read_results, write_results
 
 EXTERNAL_LAUNCH_VARS = ("LOCAL_RANK", "TORCHELASTIC_RUN_ID")
@@ -71,42 +72,28 @@ def check_launch(cfg: DictConfig) -> None:
         )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.time() + grace_s
-    for p in procs:
-        try:
-            p.wait(timeout=max(deadline - time.time(), 0.1))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def run_process_group(cfg: DictConfig, config_path: Path) -> dict[str, Any]:
     """Start one worker per device from the job's resolved config file, wait, return rank 0's results."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     run_dir = config_path.parent
     n = _device_count(cfg.trainer.devices)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-           "WORLD_SIZE": str(n), "NODE_RANK": "0"}
-    command = [sys.executable, "-m", "mtv.runner.worker", str(config_path)]
-    procs = [subprocess.Popen(command, env={**env, "LOCAL_RANK": str(rank)}) for rank in range(n)]
-    failed: list[str] = []
+    os.environ[PARENT_PID_ENV] = str(os.getpid())  # the workers check they still have this parent
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=f"mtv-{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0",  # torchrun --standalone
+                          max_restarts=0, monitor_interval=0.5)
+    error = None
     try:
-        while any(p.poll() is None for p in procs) and not failed:
-            time.sleep(0.5)
-            failed = [f"rank {r} exited with code {p.returncode}" for r, p in enumerate(procs) if p.returncode]
-    finally:
-        _stop(procs)
+        elastic_launch(launch, sys.executable)("-m", "mtv.runner.worker", str(config_path))
+    except ChildFailedError as err:
+        error = "DDP worker failed: " + "; ".join(
+            f"rank {rank} exited with code {failure.exitcode}" for rank, failure in sorted(err.failures.items()))
+    except SignalException as err:  # this process got SIGTERM & co: the agent stopped the workers (they save)
+        error = f"stopped by signal {err.sigval}"
     record = read_results(run_dir) or {"status": "failed", "output_dir": str(run_dir)}
-    if failed and record.get("status") != "failed":
-        record.update(status="failed", error=f"DDP worker failed: {'; '.join(failed)}")
+    if error and record.get("status") not in ("failed", "preempted"):
+        record.update(status="failed", error=error)
         write_results(run_dir, record)
     return record

@@ -36,9 +36,24 @@ def run_id(run_dir: str) -> str:
     return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
 
 
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def _on_gpu(accelerator: str, value: object) -> object:
+    """`value` when trainer.accelerator is a GPU, else null (SLURM: ask for GPUs only on GPU jobs)."""
+    return value if str(accelerator).lower() in GPU_ACCELERATORS else None
+
+
+def _on_cpu(accelerator: str, value: object) -> object:
+    """`value` when trainer.accelerator is not a GPU, else null (SLURM: CPUs per task on CPU jobs)."""
+    return None if str(accelerator).lower() in GPU_ACCELERATORS else value
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("mtv.stamp"):
         OmegaConf.register_new_resolver("mtv.stamp", _stamp, use_cache=True)
         OmegaConf.register_new_resolver("mtv.num_gpus", _num_gpus)
         OmegaConf.register_new_resolver("mtv.run_id", run_id)
+        OmegaConf.register_new_resolver("mtv.on_gpu", _on_gpu)
+        OmegaConf.register_new_resolver("mtv.on_cpu", _on_cpu)
 

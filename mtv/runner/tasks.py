@@ -24,6 +24,7 @@ from mtv.checkpoints import model_weights, read_checkpoint
 from mtv.interop.checkpoint import load_model_checkpoint
 from mtv.models import get_family
 from mtv.models.ensemble import Ensemble
+from mtv.runner.checkpointing import cluster_plugins, resume_from_dir
 from mtv.runner.data import ResumableData, data_position
 from mtv.runner.models import describe_model, format_profile_of, inputs_of, model_of, profile_of
 from mtv.runner.predictions import StoreClassNames, TestPredictions
@@ -69,6 +70,7 @@ def _trainer(cfg: DictConfig, run_dir: Path, loggers: list, callbacks: list) -> 
         logger=loggers,
         callbacks=callbacks,
         default_root_dir=str(run_dir),
+        plugins=cluster_plugins(),
     )
 
 
@@ -90,9 +92,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         print(format_profile_of(counts, cfg.model), flush=True)
     sizes = _size_fields(counts)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if cfg.resume and last.exists() else None
-    if cfg.resume and resume_from is None:
-        log.info("resume: no %s yet, starting from scratch", last)
+    resume_from = resume_from_dir(last.parent) if cfg.resume else None
     position = data_position(resume_from)
     loggers = build_loggers(cfg, run_dir, _is_rank_zero(), position["step"] if position else None)
     trainer = _trainer(cfg, run_dir, loggers, build_callbacks(cfg) + _prediction_callbacks(cfg, dm, run_dir))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra.utils
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -55,18 +55,6 @@ class ResumableCSVLogger(CSVLogger):
                 out = csv.DictWriter(handle, fieldnames=writer.metrics_keys)
                 out.writeheader()
                 out.writerows(previous)
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """checkpoints/last.ckpt at the end of every epoch and, with `every_n_train_steps`, every N steps."""
-
-    def __init__(self, dirpath: str, every_n_train_steps: int | None = None) -> None:
-        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps)
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._every_n_train_steps and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, is_rank_zero: bool, resume_step: int | None = None) -> list[Logger]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import signal as signal_module
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
@@ -86,3 +88,22 @@ def wandb_content(run_dir: Path) -> dict[str, set]:
             elif kind == "exit":
                 found["exit"].add(record.exit.exit_code)
     return found
+
+
+class SignalAt(Callback):
+    """Send `signal` (default SIGTERM) to this process once, right after optimizer step `step` (what SLURM
+    does on preemption, time-out, `scancel` and `scontrol requeue`)."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM") -> None:
+        self.step, self.signum = int(step), getattr(signal_module, signal)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and trainer.is_global_zero:
+            os.kill(os.getpid(), self.signum)
+
+
+class SlowSteps(Callback):
+    """Sleep $MTV_TEST_STEP_SLEEP seconds after every step, so a test can act while a job is training."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        time.sleep(float(os.environ.get("MTV_TEST_STEP_SLEEP", "0")))

@@ -84,8 +84,14 @@ def test_launchers_compose() -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         slurm = compose("config", overrides=["hydra/launcher=slurm", "trainer=multi_node"], return_hydra_config=True)
         parallel = compose("config", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+        cpu = compose("config", overrides=["hydra/launcher=slurm", "trainer.devices=2"], return_hydra_config=True)
     launcher = OmegaConf.to_container(slurm.hydra.launcher, resolve=True)
     assert launcher["nodes"] == 2 and launcher["tasks_per_node"] == launcher["gpus_per_node"] == 8
+    assert (launcher["cpus_per_gpu"], launcher["cpus_per_task"]) == (10, None)
+    # a CPU job asks for no GPU at all (sbatch on a CPU partition refuses any gres request)
+    on_cpu = OmegaConf.to_container(cpu.hydra.launcher, resolve=True)
+    assert (on_cpu["tasks_per_node"], on_cpu["gpus_per_node"], on_cpu["cpus_per_gpu"], on_cpu["cpus_per_task"]) == (
+        2, None, None, 1)
     assert "joblib" in parallel.hydra.launcher._target_.lower()
 
 
