@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -61,13 +62,30 @@ def to_schema(cls: type[T], node: Any, where: str) -> T:
     return _build(cls, node or {}, where)
 
 
+def _item_schema(cls: type, name: str) -> type | None:
+    """The dataclass type of the items of list field `name` of `cls` (through Optional), if it is one."""
+    hint = typing.get_type_hints(cls)[name]
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    for candidate in typing.get_args(hint) if optional else (hint,):
+        if typing.get_origin(candidate) in (list, tuple):
+            item = next(iter(typing.get_args(candidate)), None)
+            if dataclasses.is_dataclass(item):
+                return item
+    return None
+
+
 def _build(cls: type[T], node: Mapping[str, Any], where: str) -> T:
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in node:
             continue
-        value, sub = node[f.name], _nested_schema(cls, f.name)
-        kwargs[f.name] = _build(sub, value, f"{where}{f.name}.") if sub and isinstance(value, Mapping) else value
+        value, sub, item = node[f.name], _nested_schema(cls, f.name), _item_schema(cls, f.name)
+        if sub and isinstance(value, Mapping):
+            value = _build(sub, value, f"{where}{f.name}.")
+        elif item and isinstance(value, (list, tuple)):
+            value = [_build(item, v, f"{where}{f.name}.{i}.") if isinstance(v, Mapping) else v
+                     for i, v in enumerate(value)]
+        kwargs[f.name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:

@@ -3,17 +3,17 @@ RandAugment ops, random erasing, mixup / cutmix / label smoothing."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from datamodules import MixupCutmix
+from datamodules.config import DataConfig
 from datamodules.randaugment import OPS, RandAugment
 from datamodules.transforms import EvalTransform, TrainTransform, apply_affine, color_affine, random_erase_, to_gray
 
-REPO_DATA = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "data" / "default.yaml")
+REPO_DATA = OmegaConf.structured(DataConfig)  # the data recipe's defaults (conf/data/default.yaml adds none)
 
 
 def _cfg(**changes):

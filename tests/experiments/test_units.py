@@ -152,14 +152,14 @@ def test_resume_replays_only_declared_keys_never_code(tmp_path: Path, capsys: py
     """A planted `.hydra/overrides.yaml` (issue 12 "A run directory is code") cannot instantiate classes,
     swap Hydra's launcher or callbacks, or add keys conf/ does not declare."""
     marker = tmp_path / "pwned"
-    planted = ["view=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
+    planted = ["model/variant=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
                "+callbacks.extra.x._target_=builtins.open", f"+callbacks.extra.x.file={marker}",
                f"callbacks.extra={{x: {{_target_: builtins.open, file: {marker}}}}}", "hydra/launcher=slurm",
                "hydra.callbacks.x._target_=builtins.open", "+new_key=1", "dataset=../../../tmp/evil"]
     (tmp_path / ".hydra").mkdir()
     (tmp_path / ".hydra/overrides.yaml").write_text(yaml.safe_dump(planted))
     argv = expand_resume_argv(["run.py", f"resume={tmp_path}"])
-    assert argv == ["run.py", "view=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
+    assert argv == ["run.py", "model/variant=B4", "dataset=video_folder", "dataset.train_dir=clips", "+trainer.max_epochs=2",
                     "resume=true", f"hydra.run.dir={tmp_path}"]
     refused = capsys.readouterr().err
     assert refused.count("not replaying") == len(planted) - 4 and "names a class to instantiate" in refused
