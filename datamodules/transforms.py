@@ -128,7 +128,8 @@ class TrainTransform:
         self.rrc = (tuple(rrc.scale), tuple(rrc.ratio)) if rrc.enabled else None
         self.flip = bool(data_cfg.flip)
         ra = data_cfg.randaugment
-        self.randaugment = RandAugment(int(ra.num_layers), float(ra.magnitude)) if ra.enabled else None
+        self.randaugment = RandAugment(int(ra.num_layers), float(ra.magnitude), float(ra.get("magnitude_std", 0.0)),
+                                       bool(ra.get("increasing", False))) if ra.enabled else None
         ca = data_cfg.color_aug
         self.color = (float(ca.prob), float(ca.drop_prob)) if ca.enabled else None
         er = data_cfg.random_erasing
