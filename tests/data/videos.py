@@ -109,7 +109,7 @@ def colour_shapes_frames(label: int, rng: np.random.Generator, num_frames: int =
     (SHAPE_CLASSES: a red square moving right, a green square moving down, a blue circle circling),
     with a random start, speed and shape size, as a user's own small video folder might hold."""
     yy, xx = np.mgrid[0:size, 0:size]
-    background = rng.integers(8, 30, 3)
+    background = rng.integers(8, 30)  # dark grey; a per-video colour tint is a confound 15 videos cannot undo
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     half = int(rng.integers(5, 9))
     speed = rng.uniform(0.6, 1.2)
