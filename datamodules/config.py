@@ -30,9 +30,13 @@ class ColorAugConfig:
 
 @dataclass
 class RandAugmentConfig:
+    """scenic's video RandAugment (datamodules/randaugment.py, docs/data.md)."""
+
     enabled: bool = False
     num_layers: int = 2
     magnitude: int = 9
+    magnitude_std: float = 0.0  # timm's mstd: per-op magnitude ~ N(M, std) clipped to [0, 10]; inf: U(0, M)
+    increasing: bool = False  # timm's *Increasing ops (inc1)
 
 
 @dataclass
@@ -66,6 +70,11 @@ class DataConfig:
     backend: str = "decord"  # decord | pyav
     fallback_backend: Optional[str] = "pyav"  # retried per sample when the backend fails; null: no fallback
     decode_threads: int = 1  # FFmpeg threads per reader (parallelism comes from num_workers)
+    # input normalisation (datamodules/normalize.py): scenic ([-1, 1], ViT-initialised models, the paper
+    # recipes) | imagenet (ImageNet mean/std) | dataset (the training set's mean/std, measured at start-up;
+    # the CPU scale's default, for small models trained from scratch)
+    normalize: str = "scenic"
+    normalize_videos: int = 64  # data.normalize=dataset: evenly spaced training videos measured (8 frames each)
     # training augmentation (scenic order: resize, jitter, crop, flip, RandAugment | colour, normalise)
     short_side: int = 256  # scenic min_resize; also the test-time resize
     crop_size: Any = 224  # one integer or [height, width]
@@ -78,6 +87,7 @@ class DataConfig:
     random_erasing: RandomErasingConfig = field(default_factory=RandomErasingConfig)
     mixup: MixupConfig = field(default_factory=MixupConfig)
     repeat_aug: int = 1  # clips per decoded training video (batch_size must be a multiple)
+    overfit_videos: Optional[int] = None  # debug=overfit: train, val and test on these many training videos
     # evaluation views
     val_clips: int = 1  # scenic validates on 1 central clip, 1 crop
     val_crops: int = 1

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -14,8 +15,9 @@ from mtv.errors import ConfigError
 from .annotation_checks import check_annotations
 from .bad_inputs import BadVideoLog, check_missing
 from .dataset import EvalVideoDataset, TrainVideoDataset, collate_clips
-from .formats import PARSERS, Annotations, read_video_list
+from .formats import PARSERS, Annotations, VideoRecord, read_video_list
 from .mixup import MixupCutmix
+from .normalize import Normalization, build_normalization, check_mode
 from .synthetic import PARAMETER_KEYS, class_names, ensure_synthetic
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class VideoDataModule(L.LightningDataModule):
         self.bad_log = BadVideoLog(output_dir)
         self.annotations: Annotations | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
+        self.normalization: Normalization | None = None  # set in setup (data.normalize)
+        check_mode(data_cfg)
         if int(data_cfg.batch_size) % int(data_cfg.repeat_aug):
             raise ConfigError(f"data.batch_size={data_cfg.batch_size} must be a multiple of "
                              f"data.repeat_aug={data_cfg.repeat_aug}")
@@ -105,12 +109,15 @@ class VideoDataModule(L.LightningDataModule):
         data = self.data_cfg
         records = {s: check_missing(r, s, str(data.missing), self.output_dir, keep_missing=s != "train")
                    for s, r in self.annotations.splits.items()}
+        if data.get("overfit_videos"):
+            records = overfit_splits(records["train"], int(data.overfit_videos))
+        norm = self.normalization = build_normalization(data, records["train"])
         self.datasets = {
-            "train": TrainVideoDataset(records["train"], data, self.bad_log),
+            "train": TrainVideoDataset(records["train"], data, self.bad_log, norm=norm),
             "val": EvalVideoDataset(records["val"], data, self.bad_log, "val", int(data.val_clips),
-                                    int(data.val_crops)),
+                                    int(data.val_crops), norm=norm),
             "test": EvalVideoDataset(records["test"], data, self.bad_log, "test", int(data.test_clips),
-                                     int(data.test_crops)),
+                                     int(data.test_crops), norm=norm),
         }
         log.info("videos: %d train, %d val, %d test", self.train_size, self.val_size, self.test_size)
 
@@ -154,6 +161,15 @@ class VideoDataModule(L.LightningDataModule):
         ds = self.dataset_cfg
         params = {k: ds[k] for k in PARAMETER_KEYS}
         return ensure_synthetic(params, ds.get("cache_dir") or Path(self.cache_dir, "synthetic"))
+
+
+def overfit_splits(train: list[VideoRecord], num_videos: int) -> dict[str, list[VideoRecord]]:
+    """`debug=overfit`: the same `num_videos` training videos (evenly spaced over the list, so sorted
+    class folders all take part) for train, val and test."""
+    picks = np.unique(np.linspace(0, len(train) - 1, min(num_videos, len(train))).round().astype(int))
+    subset = [train[i] for i in picks]
+    log.info("data.overfit_videos=%d: train, val and test are the same %d training videos", num_videos, len(subset))
+    return {"train": subset, "val": subset, "test": subset}
 
 
 def build_datamodule(cfg: DictConfig) -> VideoDataModule:

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from .bad_inputs import DECODE_ERROR_POLICIES, BadVideoLog
 from .formats import VideoRecord
+from .normalize import Normalization
 from .readers import DecodeError, read_frames
 from .sampling import evenly_spaced_clips, random_clip
 from .transforms import EvalTransform, TrainTransform
@@ -57,10 +58,11 @@ class TrainVideoDataset(Dataset):
     augmented independently (repeated augmentation: decode cost shared by k samples).
     """
 
-    def __init__(self, records: Sequence[VideoRecord], data_cfg, bad_log: BadVideoLog, split: str = "train") -> None:
+    def __init__(self, records: Sequence[VideoRecord], data_cfg, bad_log: BadVideoLog, split: str = "train",
+                 norm: Normalization | None = None) -> None:
         self.records = list(records)
         self.decoder = ClipDecoder(data_cfg)
-        self.transform = TrainTransform(data_cfg)
+        self.transform = TrainTransform(data_cfg, norm)
         self.repeat = int(data_cfg.repeat_aug)
         self.on_error = _decode_error_policy(data_cfg)
         self.max_retries = int(data_cfg.max_decode_retries)
@@ -120,10 +122,10 @@ class EvalVideoDataset(Dataset):
     (never a substitute: evaluation must say how many videos it could not read)."""
 
     def __init__(self, records: Sequence[VideoRecord], data_cfg, bad_log: BadVideoLog, split: str,
-                 num_clips: int, num_crops: int) -> None:
+                 num_clips: int, num_crops: int, norm: Normalization | None = None) -> None:
         self.records = list(records)
         self.decoder = ClipDecoder(data_cfg)
-        self.transform = EvalTransform(data_cfg, num_crops)
+        self.transform = EvalTransform(data_cfg, num_crops, norm)
         self.num_clips, self.num_crops = num_clips, num_crops
         self.crop = int(data_cfg.crop_size)
         self.on_error = _decode_error_policy(data_cfg)

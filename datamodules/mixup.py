@@ -56,12 +56,13 @@ class MixupCutmix:
 
     @staticmethod
     def _cutmix(video: torch.Tensor, flipped: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:
-        """Paste a box of area (1 - lam) from the mirrored example; lam is corrected for clipping."""
+        """Paste a box of area (1 - lam) from the mirrored example (timm's `rand_bbox`: an odd cut size
+        puts the extra pixel after the centre); lam is corrected for clipping."""
         h, w = video.shape[-2:]
         cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
         cy, cx = random.randrange(h), random.randrange(w)
-        y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
-        x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+        y0, y1 = max(cy - cut_h // 2, 0), min(cy + (cut_h + 1) // 2, h)
+        x0, x1 = max(cx - cut_w // 2, 0), min(cx + (cut_w + 1) // 2, w)
         video = video.clone()
         video[..., y0:y1, x0:x1] = flipped[..., y0:y1, x0:x1]
         return video, 1 - (y1 - y0) * (x1 - x0) / (h * w)

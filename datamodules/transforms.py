@@ -1,7 +1,8 @@
 """Clip augmentation in torch (no torchvision), vectorised over frames: every frame of a clip gets the
 same geometry and colour change.
 
-Input: uint8 (T, H, W, 3) from a reader. Output: float (3, T, h, w) in [-1, 1].
+Input: uint8 (T, H, W, 3) from a reader. Output: float (3, T, h, w), normalised by `data.normalize`
+(datamodules/normalize.py; scenic's [-1, 1] by default).
 Training follows scenic/DMVR: short side -> `short_side`, scale jitter (independent factors for
 height and width), random crop, flip, then RandAugment or colour augmentation, random erasing.
 Speed (augmentation must not be the bottleneck, see docs/benchmarks.md):
@@ -18,6 +19,7 @@ import random
 import torch
 import torch.nn.functional as F
 
+from .normalize import Normalization
 from .randaugment import RandAugment
 
 
@@ -45,11 +47,6 @@ def to_float_planes(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.T
     if out is not None and out.shape == planes.shape:
         return out.copy_(planes)
     return planes.to(torch.float32, memory_format=torch.contiguous_format)
-
-
-def normalise_(x: torch.Tensor) -> torch.Tensor:
-    """[0, 255] -> [-1, 1], in place."""
-    return x.mul_(2 / 255).sub_(1)
 
 
 GRAY = torch.tensor([0.299, 0.587, 0.114])
@@ -93,10 +90,14 @@ def apply_affine(x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor,
     return out
 
 
-def to_gray(x: torch.Tensor) -> torch.Tensor:
-    """Colour drop, in place: every channel set to the luma (commutes with the [-1, 1] normalisation)."""
+def to_gray(x: torch.Tensor, norm: Normalization | None = None) -> torch.Tensor:
+    """Colour drop, in place: every channel set to the luma of the pixels. `norm`: how `x` is normalised
+    (None: the same scale for every channel, e.g. [-1, 1], with which the luma commutes)."""
     flat = x.view(3, -1)
-    return flat.copy_((GRAY @ flat).expand(3, -1)).view(x.shape)
+    if norm is None:
+        return flat.copy_((GRAY @ flat).expand(3, -1)).view(x.shape)
+    luma = GRAY @ norm.to_pixels(flat)
+    return flat.copy_(norm.scale[:, None] * luma + norm.offset[:, None]).view(x.shape)
 
 
 def random_erase_(x: torch.Tensor, prob: float, area: tuple[float, float], aspect: tuple[float, float]) -> torch.Tensor:
@@ -117,9 +118,10 @@ def random_erase_(x: torch.Tensor, prob: float, area: tuple[float, float], aspec
 
 
 class TrainTransform:
-    """uint8 (T, H, W, 3) -> float (3, T, crop, crop) in [-1, 1] with the training augmentation."""
+    """uint8 (T, H, W, 3) -> float (3, T, crop, crop), normalised by `norm`, with the training augmentation."""
 
-    def __init__(self, data_cfg) -> None:
+    def __init__(self, data_cfg, norm: Normalization | None = None) -> None:
+        self.norm = norm or Normalization()
         self.crop = int(data_cfg.crop_size)
         self.short_side = int(data_cfg.short_side)
         self.jitter = tuple(data_cfg.scale_jitter) if data_cfg.scale_jitter else None
@@ -128,7 +130,8 @@ class TrainTransform:
         self.rrc = (tuple(rrc.scale), tuple(rrc.ratio)) if rrc.enabled else None
         self.flip = bool(data_cfg.flip)
         ra = data_cfg.randaugment
-        self.randaugment = RandAugment(int(ra.num_layers), float(ra.magnitude)) if ra.enabled else None
+        self.randaugment = RandAugment(int(ra.num_layers), float(ra.magnitude), float(ra.get("magnitude_std", 0.0)),
+                                       bool(ra.get("increasing", False))) if ra.enabled else None
         ca = data_cfg.color_aug
         self.color = (float(ca.prob), float(ca.drop_prob)) if ca.enabled else None
         er = data_cfg.random_erasing
@@ -157,18 +160,20 @@ class TrainTransform:
         _, h, w, _ = frames.shape
         clip = _crop_resize(frames, self._box(h, w), self.crop, self.flip and random.random() < 0.5)
         if self.randaugment is not None:  # RandAugment and colour augmentation are exclusive (scenic)
-            x = normalise_(self.randaugment(to_float_planes(clip)))
+            x = self.norm.apply_(self.randaugment(to_float_planes(clip)))
             x = out.copy_(x) if out is not None else x
         elif self.color is not None:
             planes = self._scratch = to_float_planes(clip, out=self._scratch)
-            # colour changes on [0, 1], then clip and map to [-1, 1]: folded into one affine map
+            # colour changes on [0, 1], then clip and normalise: folded into one affine map
             means = planes.view(3, -1)[:, ::16].mean(dim=1) / 255  # subsampled: the contrast pivot only
             matrix, offset = color_affine(means, self.color[0])
-            x = apply_affine(planes, matrix * (2 / 255), offset * 2 - 1, out=out).clamp_(-1, 1)
+            scale, shift = self.norm.scale, self.norm.offset
+            x = apply_affine(planes, scale[:, None] * matrix, 255 * scale * offset + shift, out=out)
+            x.clamp_(*self.norm.bounds())  # the [0, 1] clip, in normalised units
             if random.random() < self.color[1]:  # colour drop
-                to_gray(x)
+                to_gray(x, self.norm)
         else:
-            x = normalise_(to_float_planes(clip, out=out))
+            x = self.norm.apply_(to_float_planes(clip, out=out))
         if self.erase is not None:
             random_erase_(x, *self.erase)
         return x
@@ -206,10 +211,11 @@ def eval_crop_boxes(h: int, w: int, short_side: int, crop: int, num_crops: int) 
 
 
 class EvalTransform:
-    """uint8 (T, H, W, 3) -> float (num_crops, 3, T, crop, crop) in [-1, 1]: short-side resize + crops,
-    each crop resampled straight from the source like the training crops."""
+    """uint8 (T, H, W, 3) -> float (num_crops, 3, T, crop, crop), normalised by `norm`: short-side resize
+    + crops, each crop resampled straight from the source like the training crops."""
 
-    def __init__(self, data_cfg, num_crops: int) -> None:
+    def __init__(self, data_cfg, num_crops: int, norm: Normalization | None = None) -> None:
+        self.norm = norm or Normalization()
         self.crop = int(data_cfg.crop_size)
         self.short_side = int(data_cfg.short_side)
         self.num_crops = num_crops
@@ -220,4 +226,4 @@ class EvalTransform:
         out = torch.empty(len(boxes), 3, frames.shape[0], self.crop, self.crop)
         for view, box in zip(out, boxes):
             to_float_planes(_crop_resize(frames, box, self.crop, flip=False), out=view)
-        return normalise_(out)
+        return self.norm.apply_(out)

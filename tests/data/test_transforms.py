@@ -1,5 +1,5 @@
 """Augmentation on real uint8 clips: shapes, ranges, geometry (crop/flip/three crops), colour,
-RandAugment ops, random erasing, mixup / cutmix / label smoothing."""
+RandAugment in the pipeline (ops: test_randaugment.py), random erasing, mixup / cutmix / label smoothing."""
 from __future__ import annotations
 
 import random
@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from datamodules import MixupCutmix
 from datamodules.config import DataConfig
-from datamodules.randaugment import OPS, RandAugment
+from datamodules.randaugment import RandAugment
 from datamodules.transforms import EvalTransform, TrainTransform, apply_affine, color_affine, random_erase_, to_gray
 
 REPO_DATA = OmegaConf.structured(DataConfig)  # the data recipe's defaults (conf/data/default.yaml adds none)
@@ -101,14 +101,6 @@ def test_colour_augment_components_match_their_definitions(monkeypatch):
     gray = to_gray(x.clone())
     assert torch.allclose(to_gray(rotated.clone()), gray, atol=1e-4)
     assert torch.allclose(rotated - gray, -(x - gray), atol=1e-4)
-
-
-@pytest.mark.parametrize("op", OPS, ids=lambda op: op.__name__)
-def test_every_randaugment_op_keeps_shape_and_range(op):
-    random.seed(0)
-    x = torch.rand(3, 4, 16, 16) * 255
-    out = op(x, 9.0)
-    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 255
 
 
 def test_randaugment_in_the_pipeline():

@@ -99,3 +99,46 @@ def truncate(path: str | Path, fraction: float) -> Path:
     with open(path, "r+b") as f:
         f.truncate(int(size * fraction))
     return path
+
+
+SHAPE_CLASSES = ("red_square_right", "green_square_down", "blue_circle_circling")
+
+
+def colour_shapes_frames(label: int, rng: np.random.Generator, num_frames: int = 48, size: int = 64) -> np.ndarray:
+    """uint8 (T, size, size, 3): a dark, slightly noisy background and one shape of class `label`
+    (SHAPE_CLASSES: a red square moving right, a green square moving down, a blue circle circling),
+    with a random start, speed and shape size, as a user's own small video folder might hold."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    background = rng.integers(8, 30)  # dark grey; a per-video colour tint is a confound 15 videos cannot undo
+    frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    half = int(rng.integers(5, 9))
+    speed = rng.uniform(0.6, 1.2)
+    start = rng.uniform(half, size - half, 2)
+    radius, phase, turn = rng.uniform(10, 18), rng.uniform(0, 2 * np.pi), rng.uniform(0.15, 0.3)
+    colour = np.array([[200, 40, 40], [40, 190, 60], [50, 70, 220]])[label] + rng.integers(-20, 21, 3)
+    for t in range(num_frames):
+        frame = np.clip(background + rng.normal(0, 3, (size, size, 3)), 0, 255)
+        if label == 2:
+            cy = size / 2 + radius * np.sin(phase + turn * t)
+            cx = size / 2 + radius * np.cos(phase + turn * t)
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= half ** 2
+        else:
+            travel = (speed * t) % (size - 2 * half)
+            cy, cx = (start[0], half + (start[1] - half + travel) % (size - 2 * half)) if label == 0 else \
+                (half + (start[0] - half + travel) % (size - 2 * half), start[1])
+            mask = (np.abs(yy - cy) <= half) & (np.abs(xx - cx) <= half)
+        frame[mask] = colour
+        frames[t] = frame.astype(np.uint8)
+    return frames
+
+
+def write_colour_shapes_folder(root: str | Path, train_per_class: int = 5, val_per_class: int = 3,
+                               seed: int = 0, fps: int = 12) -> Path:
+    """`root/{train,val}/<class>/<n>.mp4`: 3 classes x (train + val) clips of 48 frames, 64x64, 12 fps."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for label, name in enumerate(SHAPE_CLASSES):
+            for n in range(count):
+                write_video(root / split / name / f"{n}.mp4", frames=colour_shapes_frames(label, rng), fps=fps)
+    return root
