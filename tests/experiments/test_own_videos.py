@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import results, run_py
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # tests/data/videos.py
