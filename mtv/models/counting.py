@@ -8,6 +8,8 @@ paths to its components.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -37,3 +39,25 @@ def macs_by_module(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
             "so that they can be assigned to a component"
         )
     return {name: flops // 2 for name, flops in outermost.items()}
+
+
+def component_table(profile: dict[str, Any]) -> list[str]:
+    """The Markdown lines every family's `format_profile` starts with: a title line with the input and the
+    totals, then one row per component (`params`, `gmacs`) and the total."""
+    shape = "x".join(str(s) for s in profile["input"])
+    lines = [
+        f"{profile['model']}, input {shape}: {profile['params_total']:,} parameters, "
+        f"{profile['gmacs_per_view']:.3f} GMACs per clip (matmul + conv + attention; 1 MAC = 2 FLOPs)",
+        "",
+        "| component | params | GMACs |",
+        "| --- | ---: | ---: |",
+    ]
+    for name, count in profile["params"].items():
+        lines.append(f"| {name} | {count:,} | {format_gmacs(profile['gmacs'][name])} |")
+    lines.append(f"| **total** | **{profile['params_total']:,}** | **{format_gmacs(profile['gmacs_per_view'])}** |")
+    return lines
+
+
+def format_gmacs(value: float) -> str:
+    """Four decimals, as scenic's table; small models' tiny parts in three significant digits instead of 0."""
+    return f"{value:.4f}" if value >= 0.01 or value == 0 else f"{value:.3g}"

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import macs_by_module
+from mtv.models.counting import component_table, macs_by_module
 from mtv.models.moa.model import MoATransformer
 from mtv.models.registry import ModelInputs
 
@@ -61,16 +61,7 @@ def profile_model(model: nn.Module, inputs: ModelInputs) -> dict[str, Any]:
 
 def format_profile(profile: dict[str, Any]) -> str:
     """A Markdown table of `profile_model`'s result: one row per component, then the stage geometry."""
-    lines = [
-        f"{profile['model']}, input {'x'.join(str(s) for s in profile['input'])}: {profile['params_total']:,} "
-        f"parameters, {profile['gmacs_per_view']:.3f} GMACs per clip (matmul + conv + attention; 1 MAC = 2 FLOPs)",
-        "",
-        "| component | params | GMACs |",
-        "| --- | ---: | ---: |",
-    ]
-    for name, count in profile["params"].items():
-        lines.append(f"| {name} | {count:,} | {profile['gmacs'][name]:.4f} |")
-    lines.append(f"| **total** | **{profile['params_total']:,}** | **{profile['gmacs_per_view']:.4f}** |")
+    lines = component_table(profile)
     lines += ["", "| stage | map | width | window | MOA query grid | MOA key stride |",
               "| --- | --- | ---: | ---: | --- | ---: |"]
     for i, s in enumerate(profile["stages"]):

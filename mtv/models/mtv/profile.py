@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import macs_by_module
+from mtv.models.counting import format_gmacs, macs_by_module
 from mtv.models.ensemble import Ensemble
 from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.model import MTV
@@ -103,17 +103,12 @@ def format_profile(profile: dict[str, Any]) -> str:
     ]
     for component in COMPONENTS:
         params, gmacs = profile["params"][component], profile["gmacs"][component]
-        lines.append(f"| {COMPONENT_TITLES[component]} | {params:,} | {_gmacs(gmacs)} |")
-    lines.append(f"| **total** | **{profile['params_total']:,}** | **{_gmacs(profile['gmacs_per_view'])}** |")
+        lines.append(f"| {COMPONENT_TITLES[component]} | {params:,} | {format_gmacs(gmacs)} |")
+    lines.append(f"| **total** | **{profile['params_total']:,}** | **{format_gmacs(profile['gmacs_per_view'])}** |")
     lines += ["", "| view | params (tokenizer + CLS + encoder) | encoder GMACs |", "| --- | ---: | ---: |"]
     for label, count in profile["params_per_view"].items():
-        lines.append(f"| {label} | {count:,} | {_gmacs(profile['gmacs_per_view_encoder'][label])} |")
+        lines.append(f"| {label} | {count:,} | {format_gmacs(profile['gmacs_per_view_encoder'][label])} |")
     return "\n".join(lines)
-
-
-def _gmacs(value: float) -> str:
-    """Four decimals, as scenic's table; small models' tiny parts in three significant digits instead of 0."""
-    return f"{value:.4f}" if value >= 0.01 or value == 0 else f"{value:.3g}"
 
 
 def _profile_ensemble(model: Ensemble, num_frames: int, image_size: int | Sequence[int]) -> dict[str, Any]:

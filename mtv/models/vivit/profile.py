@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import macs_by_module
+from mtv.models.counting import component_table, macs_by_module
 from mtv.models.registry import ModelInputs
 from mtv.models.vivit.config import FACTORIZED_ENCODER
 from mtv.models.vivit.model import ViViT
@@ -66,14 +66,4 @@ def profile_model(model: nn.Module, inputs: ModelInputs) -> dict[str, Any]:
 
 def format_profile(profile: dict[str, Any]) -> str:
     """A `profile_model` result as a Markdown table."""
-    lines = [
-        f"{profile['model']}, input {'x'.join(str(s) for s in profile['input'])}: {profile['params_total']:,} "
-        f"parameters, {profile['gmacs_per_view']:.2f} GMACs per clip (matmul + conv + attention; 1 MAC = 2 FLOPs)",
-        "",
-        "| component | params | GMACs |",
-        "| --- | ---: | ---: |",
-    ]
-    for name, count in profile["params"].items():
-        lines.append(f"| {name} | {count:,} | {profile['gmacs'][name]:.4g} |")
-    lines.append(f"| **total** | **{profile['params_total']:,}** | **{profile['gmacs_per_view']:.4g}** |")
-    return "\n".join(lines)
+    return "\n".join(component_table(profile))

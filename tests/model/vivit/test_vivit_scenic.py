@@ -16,6 +16,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # the test-only reference; the msgpack writer of the MTV tests
 import vivit_reference_impl as reference  # noqa: E402
+from test_scenic_interop import _nested as nested  # noqa: E402
 from test_scenic_interop import _train_state, write_flax_msgpack  # noqa: E402
 
 from mtv import ConfigError  # noqa: E402
@@ -49,17 +50,6 @@ def logits(model: torch.nn.Module, video: np.ndarray) -> np.ndarray:
 def assert_fixture_logits(model: torch.nn.Module, io: dict[str, np.ndarray]) -> None:
     for inputs, expected in (("input", "logits"), ("input_small", "logits_small")):
         np.testing.assert_allclose(logits(model, io[inputs]), io[expected], atol=ATOL, rtol=0, err_msg=inputs)
-
-
-def nested(flat: dict[str, np.ndarray]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split("/")
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return tree
 
 
 # ---- the fixture --------------------------------------------------------------------------------------
