@@ -20,8 +20,7 @@ from videos import write_colour_shapes_folder  # noqa: E402
 def test_own_videos_command_learns_a_colour_shapes_folder(tmp_path, env):
     root = write_colour_shapes_folder(tmp_path / "my_videos", seed=int(os.environ.get("MTV_SHAPES_SEED", "0")))
     run_dir = tmp_path / "run"
-    # dataset.num_classes: until video_folder infers it from the folders (issue 14 item 3)
-    proc = run_py("experiment=own_videos", f"dataset.root={root}", "dataset.num_classes=3", "logger=csv",
+    proc = run_py("experiment=own_videos", f"dataset.root={root}", "logger=csv",  # classes: the folders
                   f"hydra.run.dir={run_dir}", env=env, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = results(run_dir)["metrics"]
