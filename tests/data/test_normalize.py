@@ -11,6 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from datamodules.config import DataConfig
+
 from datamodules import VideoDataModule
 from datamodules.formats import VideoRecord
 from datamodules.normalize import Normalization, build_normalization, channel_stats
@@ -19,7 +21,7 @@ from mtv.errors import ConfigError
 from videos import write_video
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = OmegaConf.load(REPO / "conf" / "data" / "default.yaml")
+DATA = OmegaConf.structured(DataConfig)  # the data recipe's defaults
 
 
 def _two_colour_video(path: Path, left=(200, 40, 90), right=(20, 120, 10)) -> Path:

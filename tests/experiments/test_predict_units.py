@@ -40,7 +40,7 @@ def test_command_line_data_keys() -> None:
 
 def test_eval_adopts_the_trained_recipe_and_overrides_win(tmp_path: Path) -> None:
     ckpt = _lightning_checkpoint(tmp_path / "a.ckpt", {**TRAINED, "flip": False})
-    overrides = ["task=eval", f"ckpt_path={ckpt}", "dataset=kinetics400", "data.test_crops=1"]
+    overrides = ["task=eval", f"ckpt_path={ckpt}", "dataset=kinetics400", "scale=paper", "data.test_crops=1"]
     cfg = _compose(overrides)
     assert cfg.data.short_side == 256 and cfg.data.stride == 2  # the composed Kinetics recipe
     lines = adopt_trained_recipe(cfg, overrides)
