@@ -39,7 +39,8 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
 
 def print_config_tree(cfg: DictConfig, saved_to: Path) -> None:
     """The resolved config as a tree, one branch per top-level section (lightning-hydra-template style)."""
-    tree = rich.tree.Tree(f"config (saved to {saved_to})")
+    print(f"config (saved to {saved_to})", flush=True)  # not wrapped: the path stays one line
+    tree = rich.tree.Tree("config")
     for section, node in cfg.items():
         text = OmegaConf.to_yaml(node) if isinstance(node, DictConfig) else str(node)
         tree.add(str(section)).add(rich.syntax.Syntax(text.rstrip(), "yaml"))
