@@ -5,20 +5,30 @@ MTV_SHAPES_SEED picks another folder of the same kind."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers import results, run_py
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # tests/data/videos.py
-from videos import write_colour_shapes_folder  # noqa: E402
+VIDEOS = Path(__file__).resolve().parents[1] / "data"  # tests/data/videos.py
+
+
+def write_folder(root: Path, seed: int) -> Path:
+    """The colour-shapes folder, written by a fresh interpreter that has loaded decord's FFmpeg first (as
+    run.py's data loaders have): the H.264 bytes PyAV writes depend on which FFmpeg libraries the process
+    has loaded, and the folder must not depend on which tests ran before."""
+    code = ("import decord, pathlib; from videos import write_colour_shapes_folder as w; "
+            f"w(pathlib.Path({str(root)!r}), seed={seed})")
+    subprocess.run([sys.executable, "-c", code], cwd=VIDEOS, check=True, timeout=300)
+    return root
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_own_videos_command_learns_a_colour_shapes_folder(tmp_path, env):
-    root = write_colour_shapes_folder(tmp_path / "my_videos", seed=int(os.environ.get("MTV_SHAPES_SEED", "0")))
+    root = write_folder(tmp_path / "my_videos", seed=int(os.environ.get("MTV_SHAPES_SEED", "0")))
     run_dir = tmp_path / "run"
     proc = run_py("experiment=own_videos", f"dataset.root={root}", "logger=csv",  # classes: the folders
                   f"hydra.run.dir={run_dir}", env=env, timeout=1500)
