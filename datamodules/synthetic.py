@@ -128,11 +128,16 @@ def _generate(params: dict, folder: Path) -> None:
     names = class_names(int(params["num_classes"]))
     rng = np.random.default_rng(int(params["seed"]))
     log.info("generating synthetic videos %s in %s", params, folder)
+    total = sum(int(params[f"num_{split}"]) for split in ("train", "val", "test"))
+    done = 0
     for split in ("train", "val", "test"):
         count = int(params[f"num_{split}"])
         (folder / split).mkdir()
         lines = []
         for i in range(count):
+            done += 1
+            if done % max(total // 10, 1) == 0 or done == total:  # ~10 progress lines, not silence
+                log.info("synthetic videos: %d / %d written", done, total)
             label = i % len(names)  # balanced classes
             frames = render_video(label, int(params["num_frames"]), int(params["height"]), int(params["width"]), rng)
             name = f"{split}/{i:05d}.mp4"
