@@ -13,7 +13,7 @@ HERE = Path(__file__).parent
 # dataset name (conf/dataset/<name>.yaml) -> (file in this folder, classes); None: list not shipped
 LISTS: dict[str, tuple[str | None, int]] = {
     "kinetics400": ("kinetics400.txt", 400),
-    "kinetics600": (None, 600),
+    "kinetics600": ("kinetics600.txt", 600),
     "kinetics700": ("kinetics700.txt", 700),
     "ssv2": ("ssv2.txt", 174),
     "mit": (None, 339),

@@ -83,10 +83,14 @@ def test_shipped_class_lists_and_fallbacks() -> None:
     k400 = shipped_class_list("kinetics400")
     assert len(set(k400)) == 400 and k400 == sorted(k400) and k400[0] == "abseiling"
     assert "passing American football (not in game)" in k400 and "massaging person's head" in k400
-    assert len(set(shipped_class_list("kinetics700"))) == 700
+    k600, k700 = shipped_class_list("kinetics600"), shipped_class_list("kinetics700")
+    assert len(set(k600)) == 600 and k600 == sorted(k600) and len(set(k700)) == 700
+    # Kinetics-700 kept all of Kinetics-600 but three (bull fighting, chopping vegetables, picking fruit)
+    assert sorted(set(k600) - set(k700)) == ["bull fighting", "chopping vegetables", "picking fruit"]
     assert shipped_class_list("ssv2")[0] == "Approaching something with your camera"
-    assert shipped_class_list("kinetics600") is None and shipped_class_list("mit") is None  # not obtainable
-    assert class_names_for(600, dataset="kinetics600")[:2] == ["class_0", "class_1"]
+    assert shipped_class_list("mit") is None  # not obtainable here
+    assert class_names_for(339, dataset="mit")[:2] == ["class_0", "class_1"]
+    assert class_names_for(600, guess_from_count=True) == k600
     assert class_names_for(174, guess_from_count=True) == shipped_class_list("ssv2")
     assert class_names_for(174) == [f"class_{i}" for i in range(174)]  # no guessing for run.py checkpoints
     assert class_names_for(2, stored=["a b", "ü"], dataset="kinetics400") == ["a b", "ü"]
