@@ -21,11 +21,16 @@ class RandomResizedCropConfig:
 
 @dataclass
 class ColorAugConfig:
-    """scenic's colour jitter; ignored when RandAugment is enabled."""
+    """scenic's colour jitter; ignored when RandAugment is enabled. Each change can be narrowed or turned
+    off (0) on its own, e.g. brightness and contrast only when the hue is what a label means."""
 
     enabled: bool = True
     prob: float = 0.8
-    drop_prob: float = 0.1
+    drop_prob: float = 0.1  # grayscale
+    brightness: float = 32 / 255  # + U(-b, b), on [0, 1] pixels
+    contrast: float = 0.4  # x U(1 - c, 1 + c) around the clip's mean gray
+    saturation: float = 0.4  # x U(1 - s, 1 + s)
+    hue: float = 0.2  # + U(-h, h) turns
 
 
 @dataclass

@@ -61,23 +61,25 @@ def _hue_matrix(delta: float) -> torch.Tensor:
     return _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
 
 
-def color_affine(channel_means: torch.Tensor, prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+def color_affine(channel_means: torch.Tensor, prob: float, brightness: float = 32 / 255, contrast: float = 0.4,
+                 saturation: float = 0.4, hue: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
     """scenic's colour augmentation as one affine map y = A x + d on pixels x in [0, 1].
 
-    With prob `prob`: brightness +-32/255, saturation x[0.6, 1.4], contrast x[0.6, 1.4] (around the
-    clip's mean gray, from `channel_means`), hue +-0.2 turns, in this order and shared by all frames.
+    With prob `prob`: brightness +-`brightness`, saturation x[1 -+ `saturation`], contrast
+    x[1 -+ `contrast`] (around the clip's mean gray, from `channel_means`), hue +-`hue` turns, in this
+    order and shared by all frames (the defaults are scenic's: 32/255, 0.4, 0.4, 0.2).
     All four are affine in RGB (hue as a YIQ rotation rather than TF's HSV shift), so the clip is
     touched once, not four times. Identity when not applied.
     """
     if random.random() >= prob:
         return torch.eye(3), torch.zeros(3)
-    brightness = random.uniform(-32 / 255, 32 / 255)
-    s, c = random.uniform(0.6, 1.4), random.uniform(0.6, 1.4)
-    saturation = s * torch.eye(3) + (1 - s) * GRAY.expand(3, 3)
-    hue = _hue_matrix(random.uniform(-0.2, 0.2))
-    mean_gray = GRAY @ (saturation @ (channel_means + brightness))
-    matrix = c * hue @ saturation
-    offset = hue @ (c * saturation @ torch.full((3,), brightness) + (1 - c) * mean_gray)
+    delta = random.uniform(-brightness, brightness)
+    s, c = random.uniform(1 - saturation, 1 + saturation), random.uniform(1 - contrast, 1 + contrast)
+    saturate = s * torch.eye(3) + (1 - s) * GRAY.expand(3, 3)
+    rotate = _hue_matrix(random.uniform(-hue, hue))
+    mean_gray = GRAY @ (saturate @ (channel_means + delta))
+    matrix = c * rotate @ saturate
+    offset = rotate @ (c * saturate @ torch.full((3,), delta) + (1 - c) * mean_gray)
     return matrix, offset
 
 
@@ -134,6 +136,7 @@ class TrainTransform:
                                        bool(ra.get("increasing", False))) if ra.enabled else None
         ca = data_cfg.color_aug
         self.color = (float(ca.prob), float(ca.drop_prob)) if ca.enabled else None
+        self.color_ranges = {k: float(getattr(ca, k)) for k in ("brightness", "contrast", "saturation", "hue")} if ca.enabled else {}
         er = data_cfg.random_erasing
         self.erase = (float(er.prob), tuple(er.area), tuple(er.aspect)) if er.prob > 0 else None
         # Reused float copy of the crop for the colour path (its output is a new tensor anyway):
@@ -166,7 +169,7 @@ class TrainTransform:
             planes = self._scratch = to_float_planes(clip, out=self._scratch)
             # colour changes on [0, 1], then clip and normalise: folded into one affine map
             means = planes.view(3, -1)[:, ::16].mean(dim=1) / 255  # subsampled: the contrast pivot only
-            matrix, offset = color_affine(means, self.color[0])
+            matrix, offset = color_affine(means, self.color[0], **self.color_ranges)
             scale, shift = self.norm.scale, self.norm.offset
             x = apply_affine(planes, scale[:, None] * matrix, 255 * scale * offset + shift, out=out)
             x.clamp_(*self.norm.bounds())  # the [0, 1] clip, in normalised units

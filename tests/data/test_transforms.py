@@ -103,6 +103,37 @@ def test_colour_augment_components_match_their_definitions(monkeypatch):
     assert torch.allclose(rotated - gray, -(x - gray), atol=1e-4)
 
 
+def test_colour_augment_ranges_narrow_each_change():
+    """Brightness and contrast only (hue and saturation 0): the chroma of every pixel, its difference
+    from its own gray, is only scaled, never rotated or mixed, so a red object stays red."""
+    x = torch.rand(3, 2, 4, 4)
+    means = x.mean(dim=(1, 2, 3))
+    chroma = x - to_gray(x.clone())
+    random.seed(0)
+    for _ in range(20):
+        y = apply_affine(x, *color_affine(means, 1.0, brightness=0.1, contrast=0.3, saturation=0.0, hue=0.0))
+        ratio = (y - to_gray(y.clone())) / chroma
+        assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-3)
+        assert 0.7 - 1e-4 <= ratio.flatten()[0] <= 1.3 + 1e-4
+    random.seed(0)
+    shifts = {round(float((apply_affine(x, *color_affine(means, 1.0, 0.1, 0.0, 0.0, 0.0)) - x).mean()), 6)
+              for _ in range(20)}
+    assert len(shifts) > 10 and max(map(abs, shifts)) <= 0.1
+
+
+def test_colour_augment_ranges_come_from_the_config():
+    clip = _clip()
+    random.seed(0)
+    off = TrainTransform(_cfg(color_aug={"enabled": False}, flip=False, scale_jitter=None))(clip)
+    random.seed(0)
+    no_change = {"prob": 1.0, "drop_prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
+    same = TrainTransform(_cfg(color_aug=no_change, flip=False, scale_jitter=None))(clip)
+    assert torch.allclose(off, same, atol=1e-5)
+    random.seed(0)
+    shifted = TrainTransform(_cfg(color_aug={**no_change, "brightness": 0.2}, flip=False, scale_jitter=None))(clip)
+    assert not torch.allclose(off, shifted, atol=1e-3)
+
+
 def test_randaugment_in_the_pipeline():
     cfg = _cfg(randaugment={"enabled": True, "num_layers": 2, "magnitude": 15})
     random.seed(0)

@@ -104,12 +104,15 @@ def truncate(path: str | Path, fraction: float) -> Path:
 SHAPE_CLASSES = ("red_square_right", "green_square_down", "blue_circle_circling")
 
 
-def colour_shapes_frames(label: int, rng: np.random.Generator, num_frames: int = 48, size: int = 64) -> np.ndarray:
-    """uint8 (T, size, size, 3): a dark, slightly noisy background and one shape of class `label`
-    (SHAPE_CLASSES: a red square moving right, a green square moving down, a blue circle circling),
-    with a random start, speed and shape size, as a user's own small video folder might hold."""
+def colour_shapes_frames(label: int, rng: np.random.Generator, num_frames: int = 48, size: int = 64,
+                         background: int | None = None) -> np.ndarray:
+    """uint8 (T, size, size, 3): a dark, slightly noisy background (grey level `background`, else random
+    in [8, 30)) and one shape of class `label` (SHAPE_CLASSES: a red square moving right, a green square
+    moving down, a blue circle circling), with a random start, speed and shape size, as a user's own small
+    video folder might hold."""
     yy, xx = np.mgrid[0:size, 0:size]
-    background = rng.integers(8, 30)  # dark grey; a per-video colour tint is a confound 15 videos cannot undo
+    if background is None:  # dark grey; a per-video colour tint is a confound 15 videos cannot undo
+        background = int(rng.integers(8, 30))
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     half = int(rng.integers(5, 9))
     speed = rng.uniform(0.6, 1.2)
@@ -132,13 +135,22 @@ def colour_shapes_frames(label: int, rng: np.random.Generator, num_frames: int =
     return frames
 
 
+# confound_lighting: background grey level per (split, class): the red squares are filmed in the dark and
+# the green ones in brighter light for training, the other way round for validation
+CONFOUNDED_BACKGROUNDS = {"train": (10, 28, 19), "val": (28, 10, 19)}
+
+
 def write_colour_shapes_folder(root: str | Path, train_per_class: int = 5, val_per_class: int = 3,
-                               seed: int = 0, fps: int = 12) -> Path:
-    """`root/{train,val}/<class>/<n>.mp4`: 3 classes x (train + val) clips of 48 frames, 64x64, 12 fps."""
+                               seed: int = 0, fps: int = 12, confound_lighting: bool = False) -> Path:
+    """`root/{train,val}/<class>/<n>.mp4`: 3 classes x (train + val) clips of 48 frames, 64x64, 12 fps.
+    `confound_lighting`: the background brightness tells the classes apart in training and misleads in
+    validation (CONFOUNDED_BACKGROUNDS), so only a model that reads the shapes' colour and motion passes."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     for split, count in (("train", train_per_class), ("val", val_per_class)):
         for label, name in enumerate(SHAPE_CLASSES):
+            background = CONFOUNDED_BACKGROUNDS[split][label] if confound_lighting else None
             for n in range(count):
-                write_video(root / split / name / f"{n}.mp4", frames=colour_shapes_frames(label, rng), fps=fps)
+                frames = colour_shapes_frames(label, rng, background=background)
+                write_video(root / split / name / f"{n}.mp4", frames=frames, fps=fps)
     return root

@@ -24,6 +24,7 @@ def test_a_run_prints_its_config_and_counts_and_logs_every_learning_rate(env: di
     assert f"config (saved to {run_dir / 'config.yaml'})" in out
     assert "| **total** | **" in out and "GMACs per clip" in out  # the family's counts, not "Total FLOPs: 0"
     assert "Total FLOPs" not in out and "exists and is not empty" not in out
+    assert "`weights_only` was not set" not in out  # Lightning's line for every last.ckpt save
     with (run_dir / "metrics.csv").open() as handle:
         columns = set(next(csv.reader(handle)))
     lrs = sorted(c for c in columns if c.startswith("lr-"))
