@@ -4,8 +4,6 @@ model families, and that it runs without the packages the GPU machine lacks. No 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib.util
 import json
 import math
 import subprocess
@@ -16,6 +14,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from benchmark_scripts import load_script
 from torch import nn
 
 from mtv.errors import ConfigError
@@ -34,13 +33,8 @@ def run_suite(out: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-@functools.cache
 def suite() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_suite", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_suite")
 
 
 def positive(value: float | None) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "throughput.py"
@@ -27,14 +26,8 @@ def run(*args: str) -> list[dict[str, str]]:
     return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
 
 
-@functools.cache
-def load_script() -> ModuleType:
-    """The script as a module (it is not in a package); registered first, as its dataclasses need."""
-    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def throughput() -> ModuleType:
+    return load_script("throughput")
 
 
 def test_tiny_config_reports_train_and_inference_rows() -> None:
@@ -75,9 +68,9 @@ def test_decoding_generated_files_through_the_datamodule(tmp_path: Path) -> None
      ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA H100 NVL", None), ("Tesla T4", None)],
 )
 def test_peak_table_matches_device_names(device_name: str, peak: float | None) -> None:
-    assert load_script().known_peak_tflops(device_name) == peak
+    assert throughput().known_peak_tflops(device_name) == peak
 
 
 def test_unknown_config_without_variant_is_refused() -> None:
     with pytest.raises(SystemExit):
-        load_script().parse_args(["--config", "nonexistent"])
+        throughput().parse_args(["--config", "nonexistent"])
