@@ -136,7 +136,8 @@ class TrainTransform:
                                        bool(ra.get("increasing", False))) if ra.enabled else None
         ca = data_cfg.color_aug
         self.color = (float(ca.prob), float(ca.drop_prob)) if ca.enabled else None
-        self.color_ranges = {k: float(getattr(ca, k)) for k in ("brightness", "contrast", "saturation", "hue")} if ca.enabled else {}
+        ranges = ("brightness", "contrast", "saturation", "hue")
+        self.color_ranges = {k: float(getattr(ca, k)) for k in ranges} if ca.enabled else {}
         er = data_cfg.random_erasing
         self.erase = (float(er.prob), tuple(er.area), tuple(er.aspect)) if er.prob > 0 else None
         # Reused float copy of the crop for the colour path (its output is a new tensor anyway):

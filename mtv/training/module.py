@@ -19,7 +19,6 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchmetrics.aggregation import SumMetric
 
 from datamodules import MixupCutmix
 from datamodules.mixup import smooth_one_hot
@@ -80,7 +79,6 @@ class VideoClassifier(L.LightningModule):
         self.val_metrics = ClassificationMetrics(self.num_classes, self.heads)
         self.test_clip_metrics = ClassificationMetrics(self.num_classes, self.heads)
         self.aggregator = MultiViewAggregator()
-        self.train_unreadable = SumMetric()
         self.test_results: dict[str, float] = {}
 
     def _parts(self) -> list[nn.Module]:
@@ -109,13 +107,11 @@ class VideoClassifier(L.LightningModule):
             loss = sum(soft_cross_entropy(lg, targets, self.heads) for lg in self.model.member_logits(video))
         else:
             loss = soft_cross_entropy(self.model(video), targets, self.heads)
-        if "num_bad" in batch:
-            self.train_unreadable.update(batch["num_bad"].sum())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(video))
+        if "num_bad" in batch:  # replacements this epoch, all ranks; carried across a mid-epoch resume
+            self.log("train/unreadable_replaced", batch["num_bad"].sum().float(), on_step=False, on_epoch=True,
+                     reduce_fx="sum", sync_dist=True, batch_size=len(video))
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.log("train/unreadable_replaced", self.train_unreadable.compute())
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val=None,
                                     gradient_clip_algorithm=None) -> None:

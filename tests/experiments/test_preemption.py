@@ -14,6 +14,9 @@ import pytest
 import torch
 from helpers import REPO, results, run_py, table_py
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+from videos import write_empty, write_random_bytes, write_video  # noqa: E402
+
 SMOKE = ("debug=smoke", "logger=csv", "trainer.max_epochs=2", "trainer.limit_train_batches=6")
 HELPERS = str(Path(__file__).parent)
 
@@ -158,3 +161,36 @@ def test_resume_of_a_completed_run_with_more_epochs_continues(env: dict, tmp_pat
     assert torch.load(run_dir / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1  # the second epoch ran
     again = run_py(f"resume={run_dir}", "trainer.max_epochs=2", env=env)  # now the same config: skipped
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def _epoch_column(run_dir: Path, key: str) -> list[float]:
+    with (run_dir / "metrics.csv").open() as handle:
+        return [float(row[key]) for row in csv.DictReader(handle) if row.get(key)]
+
+
+@pytest.mark.slow
+def test_unreadable_training_videos_are_counted_once_per_epoch_across_a_mid_epoch_resume(
+        helper_env: dict, tmp_path: Path) -> None:
+    """Three broken files among 15 training videos: every epoch counts each of them (and the broken ones
+    drawn as replacements), also the epoch that a SIGTERM cut in two and a resume finished."""
+    root = tmp_path / "videos"
+    for split, count in (("train", 6), ("val", 1)):
+        for label, name in enumerate(("a", "b")):
+            for n in range(count):
+                write_video(root / split / name / f"{n}.mp4", num_frames=20, height=40, width=48, seed=10 * label + n)
+    write_random_bytes(root / "train/a/broken.mp4")
+    write_random_bytes(root / "train/b/broken.mp4", size=5000)
+    write_empty(root / "train/b/empty.mp4")
+    folder = ("debug=smoke", "dataset=video_folder", f"dataset.root={root}", "logger=csv", "trainer.max_epochs=2",
+              "trainer.limit_train_batches=1.0", "data.batch_size=2", "data.num_workers=0")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    done = run_py(*folder, f"hydra.run.dir={straight}", env=helper_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = _epoch_column(straight, "train/unreadable_replaced")
+    assert len(counts) == 2 and min(counts) >= 3, counts  # per epoch, not a running total
+    signalled = run_py(*folder, "+callbacks.stop._target_=helpers.SignalAt", "+callbacks.stop.step=12",
+                       f"hydra.run.dir={stopped}", env=helper_env)
+    assert signalled.returncode != 0 and results(stopped)["status"] == "preempted"
+    resumed = run_py(f"resume={stopped}", env=helper_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _epoch_column(stopped, "train/unreadable_replaced") == counts
