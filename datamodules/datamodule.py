@@ -19,6 +19,7 @@ from .formats import PARSERS, Annotations, VideoRecord, read_video_list
 from .mixup import MixupCutmix
 from .normalize import Normalization, build_normalization, check_mode
 from .synthetic import PARAMETER_KEYS, class_names, ensure_synthetic
+from .transforms import check_color_ranges
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class VideoDataModule(L.LightningDataModule):
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
         self.normalization: Normalization | None = None  # set in setup (data.normalize)
         check_mode(data_cfg)
+        check_color_ranges(data_cfg.color_aug)
         if int(data_cfg.batch_size) % int(data_cfg.repeat_aug):
             raise ConfigError(f"data.batch_size={data_cfg.batch_size} must be a multiple of "
                              f"data.repeat_aug={data_cfg.repeat_aug}")

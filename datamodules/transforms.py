@@ -19,6 +19,8 @@ import random
 import torch
 import torch.nn.functional as F
 
+from mtv.errors import ConfigError
+
 from .normalize import Normalization
 from .randaugment import RandAugment
 
@@ -59,6 +61,18 @@ def _hue_matrix(delta: float) -> torch.Tensor:
     cos, sin = math.cos(2 * math.pi * delta), math.sin(2 * math.pi * delta)
     rotation = torch.tensor([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]])
     return _YIQ_TO_RGB @ rotation @ _RGB_TO_YIQ
+
+
+# the largest range of each colour change that keeps its factors >= 0 (hue: half a turn either way)
+COLOR_RANGE_LIMITS = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.5}
+
+
+def check_color_ranges(color_cfg) -> None:
+    """`data.color_aug.<change>` must lie in [0, its limit]; checked at start-up, before any data is read."""
+    for key, limit in COLOR_RANGE_LIMITS.items():
+        value = float(getattr(color_cfg, key))
+        if not 0 <= value <= limit:
+            raise ConfigError(f"data.color_aug.{key}={value} must be in [0, {limit}] (0 turns that change off)")
 
 
 def color_affine(channel_means: torch.Tensor, prob: float, brightness: float = 32 / 255, contrast: float = 0.4,
@@ -136,8 +150,7 @@ class TrainTransform:
                                        bool(ra.get("increasing", False))) if ra.enabled else None
         ca = data_cfg.color_aug
         self.color = (float(ca.prob), float(ca.drop_prob)) if ca.enabled else None
-        ranges = ("brightness", "contrast", "saturation", "hue")
-        self.color_ranges = {k: float(getattr(ca, k)) for k in ranges} if ca.enabled else {}
+        self.color_ranges = {k: float(getattr(ca, k)) for k in COLOR_RANGE_LIMITS} if ca.enabled else {}
         er = data_cfg.random_erasing
         self.erase = (float(er.prob), tuple(er.area), tuple(er.aspect)) if er.prob > 0 else None
         # Reused float copy of the crop for the colour path (its output is a new tensor anyway):

@@ -205,7 +205,7 @@ class LastCheckpoint(Callback):
         """Write last.ckpt atomically; keep the version before it as last-previous.ckpt."""
         tmp = self.dirpath / f".{LAST}.tmp"
         try:
-            trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part; rank 0 writes; full state (resume)
+            trainer.save_checkpoint(tmp, weights_only=False)  # the full state a resume needs; rank 0 writes
             if trainer.is_global_zero:
                 if self.last_path.exists():
                     os.replace(self.last_path, self.dirpath / PREVIOUS)

@@ -8,10 +8,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from datamodules import MixupCutmix
+from datamodules import MixupCutmix, VideoDataModule
 from datamodules.config import DataConfig
 from datamodules.randaugment import RandAugment
 from datamodules.transforms import EvalTransform, TrainTransform, apply_affine, color_affine, random_erase_, to_gray
+from mtv.errors import ConfigError
 
 REPO_DATA = OmegaConf.structured(DataConfig)  # the data recipe's defaults (conf/data/default.yaml adds none)
 
@@ -184,3 +185,11 @@ def test_cutmix_target_matches_the_pasted_area_and_heads_are_concatenated():
     assert soft.shape == (2, 5)
     assert soft[0, 2] == pytest.approx(pasted) and soft[0, 0] == pytest.approx(1 - pasted)
     assert torch.allclose(soft[:, :3].sum(1), torch.ones(2)) and torch.allclose(soft[:, 3:].sum(1), torch.ones(2))
+
+
+@pytest.mark.parametrize(("key", "value"), [("hue", 0.7), ("contrast", -0.1), ("brightness", 1.5)])
+def test_colour_range_out_of_bounds_is_a_config_error_naming_the_key(tmp_path, key, value):
+    dataset = OmegaConf.create({"name": "video_folder", "format": "video_folder", "root": str(tmp_path / "none"),
+                                "num_classes": 2})
+    with pytest.raises(ConfigError, match=rf"data.color_aug.{key}={value} must be in \[0, "):
+        VideoDataModule(dataset, _cfg(color_aug={key: value}))
