@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from datamodules.dataset_config import DATASET_SCHEMAS
 from mtv import ConfigError
 from mtv.runner.launch import check_launch
 from mtv.runner.models import validate_model_of
@@ -72,6 +73,8 @@ def check_config(cfg: DictConfig) -> None:
     """Raise mtv.ConfigError on the first problem."""
     unknown_keys(cfg, RunConfig, "")
     _one_of(cfg.task, TASKS, "task")
+    _one_of(cfg.dataset.format, tuple(DATASET_SCHEMAS), "dataset.format")
+    unknown_keys(cfg.dataset, DATASET_SCHEMAS[cfg.dataset.format], "dataset.")
     to_schema(OptimConfig, cfg.optim, "optim.").validate()
     _check_trainer(cfg.trainer)
     _check_targets(cfg.logger, "logger", Logger)

@@ -1,9 +1,10 @@
 """The run config's schema: the top-level keys of conf/config.yaml as dataclasses, registered in Hydra's
-ConfigStore together with each model family's schema (`model/<family>_schema`) and the data recipe.
+ConfigStore together with each model family's schema (`model/<family>_schema`), the data recipe and the
+dataset schema of each annotation format (`dataset/<format>_schema`).
 
 Hydra then checks types and rejects overrides of undeclared keys; `mtv.schema.unknown_keys` also
-catches keys added with `+`. Groups without a fixed schema (the dataset formats, Lightning's Trainer
-arguments, `_target_` loggers and callbacks) are checked in mtv.runner.checks.
+catches keys added with `+`. Groups without a fixed schema (Lightning's Trainer arguments, `_target_`
+loggers and callbacks) are checked in mtv.runner.checks.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from datamodules.config import DataConfig
+from datamodules.dataset_config import DATASET_SCHEMAS
 from mtv.models import families
 from mtv.training.optim import OptimConfig
 
@@ -61,7 +63,7 @@ class RunConfig:
     top_k: int = 5  # task=predict and test_predictions.csv: classes listed per video
     ablation: Optional[AblationConfig] = None
     train: TrainConfig = field(default_factory=TrainConfig)
-    dataset: Any = MISSING  # conf/dataset/*.yaml; keys depend on dataset.format
+    dataset: Any = MISSING  # conf/dataset/*.yaml; its schema is the format's (dataset/<format>_schema)
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = MISSING  # conf/model/*.yaml; its schema is the family's (model/<family>_schema)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -72,10 +74,12 @@ class RunConfig:
 
 
 def register_schemas() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent): `run_schema`, `data/data_schema` and
-    `model/<family>_schema`."""
+    """Store the schemas in Hydra's ConfigStore (idempotent): `run_schema`, `data/data_schema`,
+    `dataset/<format>_schema` and `model/<family>_schema`."""
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
     store.store(group="data", name="data_schema", node=DataConfig)
+    for fmt, schema in DATASET_SCHEMAS.items():
+        store.store(group="dataset", name=f"{fmt}_schema", node=schema)
     for family in set(families().values()):
         store.store(group="model", name=f"{family.name}_schema", node=family.config)

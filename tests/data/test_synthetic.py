@@ -111,7 +111,7 @@ def test_wrong_defaults_order_is_caught(make_cfg):
                                      "mit", "video_list", "video_folder", "synthetic"])
 def test_every_dataset_config_composes(make_cfg, dataset):
     cfg = make_cfg(dataset, *([] if dataset == "synthetic" else ["dataset.root=/data"]))
-    assert cfg.dataset.name == dataset and cfg.data.recipe == cfg.dataset.get("data_recipe", "default")
+    assert cfg.dataset.name == dataset and cfg.data.recipe == (cfg.dataset.data_recipe or "default")
     assert cfg.data.test_clips >= 1 and math.isfinite(cfg.data.stride)
     if dataset == "ssv2":
         assert cfg.data.flip is False and cfg.data.num_frames == 48 and cfg.data.mixup.label_smoothing == 0.2

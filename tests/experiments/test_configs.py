@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from helpers import REPO, run_py
 from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import mtv.runner.resolvers  # noqa: F401
+from datamodules.dataset_config import DATASET_SCHEMAS
 from experiments import configs
 from experiments.ablations import TABLES
 from mtv import ConfigError
@@ -114,12 +116,27 @@ def test_launchers_compose() -> None:
         (["model=mtv_single_view", "model/variant=B2_S4_Ti8"], "model/variant=B2"),
         (["model.init.vit_checkpoints={B: /no/vit_b.npz}"], "/no/vit_b.npz"),
         (["trainer.num_nodes=2", "trainer.strategy=ddp"], "hydra/launcher=slurm"),
+        (["dataset=video_folder", "dataset.root=/videos", "+dataset.train_dirs=clips"],
+         "did you mean dataset.train_dir?"),
+        (["+dataset.num_vids=8"], "dataset.num_vids; allowed: cache_dir"),  # the synthetic format's keys
     ],
 )
 def test_bad_combinations_fail_at_start_up(overrides: list[str], message: str) -> None:
     cfg = compose_job("debug=smoke", *overrides)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "conf/dataset").glob("*.yaml")))
+def test_every_dataset_file_starts_from_its_formats_schema(name: str) -> None:
+    """conf/dataset/<name>.yaml: typed by the schema of its format, so a key it does not read is refused."""
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"dataset={name}"])
+        assert OmegaConf.get_type(cfg.dataset) is DATASET_SCHEMAS[cfg.dataset.format]
+        with pytest.raises(ConfigCompositionException, match="rooot"):
+            compose("config", overrides=[f"dataset={name}", "dataset.rooot=/videos"])
+    with pytest.raises(ConfigCompositionException, match="num_classes"):
+        compose_job(f"dataset={name}", "dataset.num_classes=many")
 
 
 def test_missing_dataset_root_is_named() -> None:
