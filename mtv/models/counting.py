@@ -41,6 +41,17 @@ def macs_by_module(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
     return {name: flops // 2 for name, flops in outermost.items()}
 
 
+def component_counts(params: dict[str, int], macs: dict[str, int]) -> dict[str, Any]:
+    """The count fields of every family's profile (what `component_table` reads): parameters and GMACs per
+    component, and their totals."""
+    return {
+        "params_total": sum(params.values()),
+        "params": params,
+        "gmacs_per_view": sum(macs.values()) / 1e9,
+        "gmacs": {name: count / 1e9 for name, count in macs.items()},
+    }
+
+
 def component_table(profile: dict[str, Any]) -> list[str]:
     """The Markdown lines every family's `format_profile` starts with: a title line with the input and the
     totals, then one row per component (`params`, `gmacs`) and the total."""

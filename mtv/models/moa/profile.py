@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import component_table, macs_by_module
+from mtv.models.counting import component_counts, component_table, macs_by_module
 from mtv.models.moa.model import MoATransformer
 from mtv.models.registry import ModelInputs
 
@@ -47,10 +47,7 @@ def profile_model(model: nn.Module, inputs: ModelInputs) -> dict[str, Any]:
     return {
         "model": f"MoA ({model.config.name})",
         "input": [1, 3, frames, *size],
-        "params_total": sum(params.values()),
-        "params": params,
-        "gmacs_per_view": sum(macs.values()) / 1e9,
-        "gmacs": {key: value / 1e9 for key, value in macs.items()},
+        **component_counts(params, macs),
         "stages": [
             {"resolution": list(s.resolution), "dim": s.dim, "window": s.window, "moa": s.moa,
              "moa_grid": list(s.moa_grid), "moa_key_stride": s.moa_key_stride}

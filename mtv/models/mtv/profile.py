@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import format_gmacs, macs_by_module
+from mtv.models.counting import component_counts, format_gmacs, macs_by_module
 from mtv.models.ensemble import Ensemble
 from mtv.models.mtv.config import MTVConfig
 from mtv.models.mtv.model import MTV
@@ -82,11 +82,8 @@ def profile_model(model: nn.Module, num_frames: int, image_size: int | Sequence[
         "model": "MTV",
         "variant": model.config.variant,
         "input": [1, 3, num_frames, *size],
-        "params_total": sum(params.values()),
-        "params": params,
+        **component_counts(params, macs),
         "params_per_view": params_per_view,
-        "gmacs_per_view": sum(macs.values()) / 1e9,
-        "gmacs": {k: v / 1e9 for k, v in macs.items()},
         "gmacs_per_view_encoder": {k: v / 1e9 for k, v in macs_per_view.items()},
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import macs_by_module
+from mtv.models.counting import component_counts, macs_by_module
 from mtv.models.mvit.config import MViTConfig, block_geometry
 from mtv.models.mvit.model import MViT
 from mtv.models.registry import ModelInputs
@@ -60,10 +60,7 @@ def profile(model: nn.Module, inputs: ModelInputs) -> dict[str, Any]:
     return {
         "model": cfg.display_name,
         "input": [1, 3, inputs.num_frames, *inputs.image_size],
-        "params_total": sum(params.values()),
-        "params": params,
-        "gmacs_per_view": sum(macs.values()) / 1e9,
-        "gmacs": {k: v / 1e9 for k, v in macs.items()},
+        **component_counts(params, macs),
         "blocks_per_stage": {f"stage{s}": stages.count(s) for s in sorted(set(stages))},
     }
 

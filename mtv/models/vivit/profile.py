@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtv.models.counting import component_table, macs_by_module
+from mtv.models.counting import component_counts, component_table, macs_by_module
 from mtv.models.registry import ModelInputs
 from mtv.models.vivit.config import FACTORIZED_ENCODER
 from mtv.models.vivit.model import ViViT
@@ -57,10 +57,7 @@ def profile_model(model: nn.Module, inputs: ModelInputs) -> dict[str, Any]:
         "model": display_name(model),
         "attention": spec.attention,
         "input": [1, 3, spec.num_frames, *spec.image_size],
-        "params_total": sum(params.values()),
-        "params": params,
-        "gmacs_per_view": sum(macs.values()) / 1e9,
-        "gmacs": {name: count / 1e9 for name, count in macs.items()},
+        **component_counts(params, macs),
     }
 
 
