@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from mtv.errors import ConfigError
 
+from .config import ColorAugConfig
 from .normalize import Normalization
 from .randaugment import RandAugment
 
@@ -75,13 +76,14 @@ def check_color_ranges(color_cfg) -> None:
             raise ConfigError(f"data.color_aug.{key}={value} must be in [0, {limit}] (0 turns that change off)")
 
 
-def color_affine(channel_means: torch.Tensor, prob: float, brightness: float = 32 / 255, contrast: float = 0.4,
-                 saturation: float = 0.4, hue: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+def color_affine(channel_means: torch.Tensor, prob: float, brightness: float = ColorAugConfig.brightness,
+                 contrast: float = ColorAugConfig.contrast, saturation: float = ColorAugConfig.saturation,
+                 hue: float = ColorAugConfig.hue) -> tuple[torch.Tensor, torch.Tensor]:
     """scenic's colour augmentation as one affine map y = A x + d on pixels x in [0, 1].
 
     With prob `prob`: brightness +-`brightness`, saturation x[1 -+ `saturation`], contrast
     x[1 -+ `contrast`] (around the clip's mean gray, from `channel_means`), hue +-`hue` turns, in this
-    order and shared by all frames (the defaults are scenic's: 32/255, 0.4, 0.4, 0.2).
+    order and shared by all frames (the defaults are scenic's, from ColorAugConfig).
     All four are affine in RGB (hue as a YIQ rotation rather than TF's HSV shift), so the clip is
     touched once, not four times. Identity when not applied.
     """
